@@ -26,12 +26,13 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run build headless test deps-build deps-test check-go vet clean
+.PHONY: help run build headless test deps-build deps-test check-go vet bench fuzz clean
 
 help:
 	@echo "make run    build and open Mailwright (installs missing build packages)"
 	@echo "make test   install test dependencies, go vet, run every test"
 	@echo "make build  build $(BIN);  make headless  build bin/mailwright-headless (no GUI, no cgo)"
+	@echo "make bench  every benchmark;  make fuzz  every fuzz target for FUZZTIME (default $(FUZZTIME))"
 
 check-go:
 	@command -v $(GO) >/dev/null || { echo "make: Go not found; install Go 1.26+ (https://go.dev/dl) and put it on PATH" >&2; exit 1; }
@@ -57,8 +58,20 @@ vet: deps-test
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 
+FUZZTIME ?= 5m
+
+# Every test with the race detector, then a short smoke of every fuzz target and one
+# iteration of every benchmark (the long runs are `make fuzz` and `make bench`).
 test: vet
 	$(GO) test -race -count=1 -timeout 25m ./...
+	GO=$(GO) scripts/fuzz.sh 10s
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+bench: deps-test
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: deps-test
+	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
 
 clean:
 	rm -rf bin

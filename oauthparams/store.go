@@ -2,6 +2,7 @@ package oauthparams
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -13,8 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/gofrs/flock"
 )
 
 const (
@@ -137,26 +136,11 @@ func (s *Store) keyPath() string     { return filepath.Join(s.dir, keyFileName) 
 // withLock runs fn holding the lock file, exclusively or shared. Each call opens its own
 // descriptor, so the lock also excludes other goroutines and Stores of this process.
 func (s *Store) withLock(exclusive bool, fn func() error) error {
-	fl := flock.New(s.lockPath, flock.SetPermissions(0o600))
-	try := fl.TryRLock
-	if exclusive {
-		try = fl.TryLock
+	release, err := lockFile(context.Background(), s.lockPath, exclusive, s.opts.LockTimeout)
+	if err != nil {
+		return fmt.Errorf("params store: %w", err)
 	}
-	deadline := time.Now().Add(s.opts.LockTimeout)
-	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		ok, err := try()
-		if err != nil {
-			return fmt.Errorf("params store: lock %s: %w", s.lockPath, err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("params store: could not lock %s within %v: another Mailwright process (the window or a scheduled run) is using the parameter sets; try again", s.lockPath, s.opts.LockTimeout)
-		}
-		time.Sleep(delay)
-	}
-	defer func() { _ = fl.Unlock() }() // closing the descriptor releases the lock anyway
+	defer release()
 	return fn()
 }
 
