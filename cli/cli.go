@@ -73,31 +73,78 @@ func run(ctx context.Context, args []string, env *Env) error {
 		return err
 	}
 	rest := fs.Args()
-	cmds := commands()
 	if len(rest) == 0 {
 		return openWindow(g, env, info)
 	}
-	name := rest[0]
-	cmd, ok := findCommand(cmds, name)
+	c := &Context{Ctx: ctx, Env: env, Info: info, globals: g}
+	return runCommand(c, "mailwright", commands(), rest)
+}
+
+// runCommand finds the command named by args[0] among cmds, parses its flags (anywhere
+// among its arguments) and runs it, or descends into its subcommands.
+func runCommand(c *Context, parent string, cmds []Command, args []string) error {
+	cmd, ok := findCommand(cmds, args[0])
 	if !ok {
-		return usageError{fmt.Sprintf("unknown command %q; run 'mailwright --help' for the list", name)}
+		return usageError{fmt.Sprintf("unknown command %q; run '%s --help' for the list", args[0], parent)}
 	}
-	cfs := newFlagSet("mailwright "+cmd.Name, g)
-	c := &Context{Ctx: ctx, Env: env, Info: info, globals: g, Flags: cfs}
+	path := parent + " " + cmd.Name
+	fs := newFlagSet(path, c.globals)
+	c.Flags, c.Path = fs, path
 	if cmd.Flags != nil {
 		cmd.Flags(c)
 	}
-	if err := parseFlags(cfs, rest[1:], "mailwright "+cmd.Name); err != nil {
+	if len(cmd.Sub) > 0 {
+		// Only the global flags come before a subcommand's name.
+		if err := parseFlags(fs, args[1:], path); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				writeCommandUsage(c.Env.Stdout, path, cmd, fs)
+			}
+			return err
+		}
+		if fs.NArg() == 0 {
+			names := make([]string, len(cmd.Sub))
+			for i, sc := range cmd.Sub {
+				names[i] = sc.Name
+			}
+			return usageError{fmt.Sprintf("%s needs a subcommand (%s); run '%s --help'", path, strings.Join(names, ", "), path)}
+		}
+		return runCommand(c, path, cmd.Sub, fs.Args())
+	}
+	positional, err := parseInterspersed(fs, args[1:], path)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			writeCommandUsage(env.Stdout, cmd, cfs)
+			writeCommandUsage(c.Env.Stdout, path, cmd, fs)
 		}
 		return err
 	}
-	c.Args = cfs.Args()
+	c.Args = positional
+	if len(c.Args) < cmd.MinArgs {
+		return usageError{fmt.Sprintf("%s needs %s; run '%s --help'", path, cmd.Usage, path)}
+	}
 	if cmd.MaxArgs >= 0 && len(c.Args) > cmd.MaxArgs {
-		return usageError{fmt.Sprintf("%s: unexpected argument %q; run 'mailwright %s --help'", cmd.Name, c.Args[cmd.MaxArgs], cmd.Name)}
+		return usageError{fmt.Sprintf("%s: unexpected argument %q; run '%s --help'", path, c.Args[cmd.MaxArgs], path)}
 	}
 	return cmd.Run(c)
+}
+
+// parseInterspersed parses flags that may stand before, between or after positional
+// arguments (`params show Work --json`); after "--" everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string, who string) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args, who); err != nil {
+			return nil, err
+		}
+		consumed := len(args) - fs.NArg()
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, fs.Args()...), nil
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 // openWindow starts the GUI on the chosen data folder, creating it (0700) if needed.

@@ -42,24 +42,15 @@ func helpCommand() Command {
 	return Command{
 		Name:    "help",
 		Summary: "show this help, or a command's help",
-		Usage:   "[COMMAND]",
-		MaxArgs: 1,
+		Usage:   "[COMMAND [SUBCOMMAND]]",
+		MaxArgs: 2,
 		Run: func(c *Context) error {
 			if len(c.Args) == 0 {
 				writeMainUsage(c.Env.Stdout, c.Info)
 				return nil
 			}
-			cmd, ok := findCommand(commands(), c.Args[0])
-			if !ok {
-				return usageError{fmt.Sprintf("unknown command %q; run 'mailwright --help' for the list", c.Args[0])}
-			}
-			fs := newFlagSet("mailwright "+cmd.Name, c.globals)
-			sub := &Context{Ctx: c.Ctx, Env: c.Env, Info: c.Info, Flags: fs, globals: c.globals}
-			if cmd.Flags != nil {
-				cmd.Flags(sub)
-			}
-			writeCommandUsage(c.Env.Stdout, cmd, fs)
-			return nil
+			// `help X Y` is `X Y --help`.
+			return runCommand(c, "mailwright", commands(), append(c.Args, "--help"))
 		},
 	}
 }

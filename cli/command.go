@@ -16,7 +16,9 @@ type Command struct {
 	Summary string               // one line for the command list
 	Usage   string               // argument synopsis, e.g. "[NAME]"
 	Help    string               // longer text for `mailwright NAME --help`
+	MinArgs int                  // positional arguments required
 	MaxArgs int                  // positional arguments allowed; -1 for any number
+	Sub     []Command            // subcommands (`mailwright params list`); then Run is unused
 	Flags   func(c *Context)     // registers the command's own flags on c.Flags
 	Run     func(*Context) error // does the work
 }
@@ -27,7 +29,8 @@ type Context struct {
 	Env   *Env
 	Info  buildinfo.Info
 	Flags *flag.FlagSet // the command's flags (the global ones included)
-	Args  []string      // positional arguments after the flags
+	Args  []string      // positional arguments
+	Path  string        // the command as typed, e.g. "mailwright params list"
 
 	globals *globals
 }
@@ -40,6 +43,7 @@ func (c *Context) DataDir() (DataDir, error) {
 // commands lists every subcommand, in the order help shows them.
 func commands() []Command {
 	return []Command{
+		paramsCommand(),
 		infoCommand(),
 		versionCommand(),
 		helpCommand(),
@@ -67,8 +71,16 @@ func writeMainUsage(w io.Writer, info buildinfo.Info) {
 	fmt.Fprintf(w, "\nRun 'mailwright <command> --help' for a command's flags.\n")
 }
 
-func writeCommandUsage(w io.Writer, c Command, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: mailwright %s [flags] %s\n\n%s\n", c.Name, c.Usage, c.Summary)
+func writeCommandUsage(w io.Writer, path string, c Command, fs *flag.FlagSet) {
+	if len(c.Sub) > 0 {
+		fmt.Fprintf(w, "Usage: %s <command> [flags]\n\n%s\n\nCommands:\n", path, c.Summary)
+		for _, sc := range c.Sub {
+			fmt.Fprintf(w, "  %-10s %s\n", sc.Name, sc.Summary)
+		}
+		fmt.Fprintf(w, "\nRun '%s <command> --help' for a command's flags.\n", path)
+		return
+	}
+	fmt.Fprintf(w, "Usage: %s [flags] %s\n\n%s\n", path, c.Usage, c.Summary)
 	if c.Help != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Help))
 	}
