@@ -20,10 +20,10 @@ const envPassphrase = "MAILWRIGHT_PASSPHRASE"
 func paramsCommand() Command {
 	return Command{
 		Name:    "params",
-		Summary: "OAuth parameter sets: list, show, set, sign in, tokens, rename, delete",
+		Summary: "OAuth parameter sets: list, show, set, sign in, tokens, test, rename, delete",
 		Sub: []Command{
 			paramsListCommand(), paramsShowCommand(), paramsPresetsCommand(), paramsSetCommand(),
-			paramsAuthorizeCommand(), paramsTokenCommand(), paramsRenameCommand(), paramsDeleteCommand(),
+			paramsAuthorizeCommand(), paramsTokenCommand(), paramsTestCommand(), paramsRenameCommand(), paramsDeleteCommand(),
 		},
 	}
 }
