@@ -20,10 +20,11 @@ const envPassphrase = "MAILWRIGHT_PASSPHRASE"
 func paramsCommand() Command {
 	return Command{
 		Name:    "params",
-		Summary: "OAuth parameter sets: list, show, set, sign in, tokens, test, rename, delete",
+		Summary: "OAuth parameter sets: list, show, set, sign in, tokens, test, import, export, rename, delete",
 		Sub: []Command{
 			paramsListCommand(), paramsShowCommand(), paramsPresetsCommand(), paramsSetCommand(),
-			paramsAuthorizeCommand(), paramsTokenCommand(), paramsTestCommand(), paramsRenameCommand(), paramsDeleteCommand(),
+			paramsAuthorizeCommand(), paramsTokenCommand(), paramsTestCommand(), paramsImportCommand(), paramsExportCommand(),
+			paramsRenameCommand(), paramsDeleteCommand(),
 		},
 	}
 }
