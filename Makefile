@@ -12,8 +12,8 @@ BIN     := bin/mailwright
 # Fyne's cgo GL driver (X11 and Wayland backends).
 BUILD_DEBS := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev \
 	libxinerama-dev libxi-dev libxxf86vm-dev libwayland-dev libxkbcommon-dev
-# The test harness's real servers.
-TEST_DEBS := $(BUILD_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
+# The test harness's real servers, and a real browser for the sign-in test.
+TEST_DEBS := $(BUILD_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond chromium
 
 # apt_install installs the packages of $(1) that are not installed yet; with none missing it
 # costs one dpkg-query, so a warm `make test` starts testing within seconds.
