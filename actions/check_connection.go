@@ -56,6 +56,8 @@ func CheckConnection(ctx context.Context, cc ConnCheck) ([]ConnStep, error) {
 		return err
 	}
 
+	// A bare TCP connect first, closed again: the protocol clients below dial and secure in
+	// one call, and a user needs to see "server unreachable" apart from "TLS failed".
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if step("connect", err) != nil {

@@ -19,9 +19,6 @@ const expiryMargin = 60 * time.Second
 // defaultHTTPTimeout bounds a request to a token endpoint when the caller gives no client.
 const defaultHTTPTimeout = 30 * time.Second
 
-// errKeep aborts a Store.Update without saving anything; the real error is kept apart.
-var errKeep = errors.New("keep the stored set")
-
 // TokenManager hands out access tokens for the parameter sets of a Store, refreshing them
 // silently. It caches each set's access token in memory and refreshes it at most once
 // however many goroutines ask at the same time (a mutex per set), and at most once across
@@ -119,7 +116,7 @@ func (m *TokenManager) Source(name string) oauth2.TokenSource {
 // Forget drops the access token cached in memory for the set named name, e.g. after the
 // user signed in again or deleted the set; the next Token reads the store.
 func (m *TokenManager) Forget(name string) {
-	st := m.set(NormalizeName(name))
+	st := m.set(name)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.access, st.expiry = "", time.Time{}
@@ -182,7 +179,7 @@ func (m *TokenManager) refresh(ctx context.Context, p ParamSet) (*oauth2.Token, 
 	}
 	spent := p.Secrets.RefreshToken
 	// stillOurs skips the save when the user signed in again while we refreshed: their new
-	// refresh token wins.
+	// refresh token wins. An Update whose fn changes nothing writes nothing.
 	stillOurs := func(q *ParamSet) bool { return q.Secrets.RefreshToken == spent }
 	tok, err := p.OAuth2Config("").TokenSource(oauthContext(ctx, m.client),
 		&oauth2.Token{RefreshToken: spent}).Token()
@@ -195,25 +192,23 @@ func (m *TokenManager) refresh(ctx context.Context, p ParamSet) (*oauth2.Token, 
 			return nil, pe // the caller's retry policy decides; the set stays as it is
 		}
 		uerr := m.store.Update(p.Name, func(q *ParamSet) error {
-			if !stillOurs(q) {
-				return errKeep
+			if stillOurs(q) {
+				q.RecordRefreshError(err) // saved: the user must sign in again
 			}
-			q.RecordRefreshError(err) // saved: the user must sign in again
 			return nil
 		})
-		if uerr != nil && !errors.Is(uerr, errKeep) {
+		if uerr != nil {
 			return nil, errors.Join(pe, fmt.Errorf("record the failure on parameter set %q: %w", p.Name, uerr))
 		}
 		return nil, pe
 	}
 	uerr := m.store.Update(p.Name, func(q *ParamSet) error {
-		if !stillOurs(q) {
-			return errKeep
+		if stillOurs(q) {
+			saveToken(q, tok, m.now(), "")
 		}
-		saveToken(q, tok, m.now(), "")
 		return nil
 	})
-	if uerr != nil && !errors.Is(uerr, errKeep) {
+	if uerr != nil {
 		return nil, fmt.Errorf("parameter set %q: the provider issued new tokens but saving them failed (%w); if the next run reports an expired token, click Get Refresh Token", p.Name, uerr)
 	}
 	return bearer(tok.AccessToken, tok.Expiry), nil
