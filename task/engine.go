@@ -1,0 +1,90 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofrs/flock"
+
+	"github.com/mailwright/mailwright/actions"
+)
+
+// ErrAlreadyRunning is returned (wrapped) when a run of the same task is in progress, in
+// this process or another (the window, the CLI, mailwright serve).
+var ErrAlreadyRunning = errors.New("task is already running")
+
+// Engine runs tasks of one data folder with history, checkpoints and one-run-per-task
+// locking. The CLI, the window and the scheduler all run tasks through it.
+type Engine struct {
+	DataDir  string
+	Registry *actions.Registry
+	Tokens   actions.TokenProvider
+	History  *History
+	// Log receives every line (besides the history); nil: history only.
+	Log *slog.Logger
+	// Events receives progress; nil ignores it.
+	Events func(Event)
+}
+
+// Run runs t once. A run of a task already running is refused with ErrAlreadyRunning. The
+// run, its outcome and its log lines are recorded in the history whatever happens; the
+// returned error is only about the engine itself (lock, history), the run's own failure is
+// in the Result.
+func (e *Engine) Run(ctx context.Context, t *Task, opts RunOptions) (*Result, error) {
+	unlock, err := e.lock(t.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	r := &Runner{Registry: e.Registry, Tokens: e.Tokens, Events: e.Events, DataDir: e.DataDir,
+		State: func(name string) actions.StateStore { return e.History.Checkpoints(name) }}
+	now := r.now()
+	if opts.RunID == "" {
+		opts.RunID = newRunID(now)
+	}
+	if opts.Trigger == "" {
+		opts.Trigger = "manual"
+	}
+	if err := e.History.BeginRun(ctx, opts.RunID, t.Name, opts.Trigger, now); err != nil {
+		return nil, err
+	}
+	rl := e.History.NewRunLog(opts.RunID)
+	var next slog.Handler
+	if e.Log != nil {
+		next = e.Log.Handler()
+	}
+	r.Log = slog.New(rl.Handler(next))
+	res := r.Run(ctx, t, opts)
+	if res.Err != nil {
+		r.Log.Error("run ended", "outcome", res.Outcome, "error", res.Err.Error())
+	} else {
+		r.Log.Info("run ended", "outcome", res.Outcome, "steps", res.Steps, "items", res.Items)
+	}
+	ferr := rl.Flush()
+	if err := e.History.EndRun(res); err != nil {
+		return res, err
+	}
+	return res, ferr
+}
+
+// lock takes the task's run lock without waiting.
+func (e *Engine) lock(name string) (func(), error) {
+	dir := filepath.Join(e.DataDir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock task %q: %w", name, err)
+	}
+	fl := flock.New(filepath.Join(dir, strings.TrimSuffix(FileName(name), ".json")+".lock"))
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("lock task %q: %w", name, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %q has a run in progress (in this or another Mailwright process); wait for it to finish or stop it", ErrAlreadyRunning, name)
+	}
+	return func() { _ = fl.Unlock() }, nil
+}
