@@ -15,15 +15,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/knadh/go-pop3"
-
 	"github.com/mailwright/mailwright/actions"
 	"github.com/mailwright/mailwright/internal/testmail"
 )
 
-// There is no in-process POP3 server to test against, so fakePOP3 below speaks just enough
-// POP3 (CAPA, STLS, AUTH XOAUTH2, STAT, NOOP, QUIT) for DialPOP3 and POP3Authenticate. The
-// Dovecot harness tests come later; this fake only checks the client's side of the wire.
+// fakePOP3 below speaks just enough POP3 (CAPA, STLS, AUTH XOAUTH2, STAT, NOOP, QUIT) to
+// check the client's side of the wire for DialPOP3 and POP3Authenticate in cases Dovecot
+// cannot show (no STLS, data injected before the TLS handshake, a silent server). The
+// actions are tested against the harness Dovecot (pop3_*_test.go in package actions).
 
 // fakePOP3Line is one line the fake received, and whether it came over TLS.
 type fakePOP3Line struct {
@@ -251,7 +250,7 @@ func (f *fakePOP3) dial(security actions.Security) actions.POP3Dial {
 	}
 }
 
-func dialOK(t *testing.T, d actions.POP3Dial) *pop3.Conn {
+func dialOK(t *testing.T, d actions.POP3Dial) *actions.POP3Client {
 	t.Helper()
 	c, err := actions.DialPOP3(context.Background(), d)
 	if err != nil {
@@ -379,7 +378,8 @@ func TestPOP3XOAuth2Failure(t *testing.T) {
 	checkFailure(t, client, err, "pop3 login to "+net.JoinHostPort(testmail.Host, strconv.Itoa(f.port)), "https://mail.test/pop")
 
 	// In step: the same connection still answers, and a good token now logs in.
-	if _, _, err := c.Stat(); err == nil || err.Error() != "not authenticated" {
+	var statErr *actions.POP3Error
+	if _, _, err := c.Stat(); !errors.As(err, &statErr) || statErr.Text != "not authenticated" || statErr.Command != "STAT" {
 		t.Fatalf("STAT before login = %v, want -ERR not authenticated", err)
 	}
 	if err := actions.POP3Authenticate(c, actions.NewXOAuth2Client(testUser, goodToken)); err != nil {
