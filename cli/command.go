@@ -44,6 +44,8 @@ func (c *Context) DataDir() (DataDir, error) {
 func commands() []Command {
 	return []Command{
 		paramsCommand(),
+		taskCommand(),
+		historyCommand(),
 		infoCommand(),
 		versionCommand(),
 		helpCommand(),
