@@ -6,6 +6,7 @@ func NewDefaultRegistry() *Registry {
 	r := NewRegistry()
 	err := r.Register(
 		NewIMAPOpen(), NewIMAPClose(), NewIMAPSelect(), NewIMAPFolderInfo(),
+		NewIMAPMailLoop(), NewIMAPDownload(), NewIMAPGetFlags(), NewIMAPSetFlags(), NewIMAPDeleteMarked(), NewIMAPMove(),
 		NewPOP3Open(), NewPOP3Close(), NewPOP3Count(), NewPOP3MailLoop(), NewPOP3Download(), NewPOP3Delete(),
 		NewParseEmail(), NewCheckEmail(),
 	)
