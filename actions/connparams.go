@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	"golang.org/x/oauth2"
 )
@@ -98,6 +99,9 @@ type ConnConfig struct {
 	CAFile            string
 	Timeout           time.Duration
 	AllowInsecureAuth bool
+	// IMAPOptions, when set, are the go-imap client options of IMAP connections (the
+	// new-mail trigger uses them to hear EXISTS during IDLE). Not a step parameter.
+	IMAPOptions *imapclient.Options
 }
 
 // ParseConn reads ConnParams from v and checks that they fit together (a parameter set

@@ -8,7 +8,7 @@ func NewDefaultRegistry() *Registry {
 		NewIMAPOpen(), NewIMAPClose(), NewIMAPSelect(), NewIMAPFolderInfo(),
 		NewIMAPMailLoop(), NewIMAPDownload(), NewIMAPGetFlags(), NewIMAPSetFlags(), NewIMAPDeleteMarked(), NewIMAPMove(),
 		NewPOP3Open(), NewPOP3Close(), NewPOP3Count(), NewPOP3MailLoop(), NewPOP3Download(), NewPOP3Delete(),
-		NewParseEmail(), NewCheckEmail(),
+		NewParseEmail(), NewCheckEmail(), NewSMTPSend(),
 	)
 	if err != nil {
 		// The shipped schemas are checked by TestDefaultRegistry; reaching this is a

@@ -160,7 +160,7 @@ func imapDial(ctx context.Context, c ConnConfig) (*imapDialed, error) {
 		return fail(stage, err)
 	}
 	_, isTLS := conn.Conn.(*tls.Conn)
-	client := imapclient.New(conn, nil)
+	client := imapclient.New(conn, c.IMAPOptions)
 	if err := client.WaitGreeting(); err != nil {
 		client.Close()
 		return fail(stage, err)
