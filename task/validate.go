@@ -183,8 +183,8 @@ func (v *validator) onError(path string, oe *OnError) {
 func (v *validator) trigger(path string, tr Trigger) {
 	switch tr.Type {
 	case TriggerCron:
-		if strings.TrimSpace(tr.Cron) == "" {
-			v.add(path+".cron", "a cron trigger needs an expression such as \"0 */15 * * * *\" or \"*/15 * * * *\"")
+		if _, err := ParseCron(tr.Cron); err != nil {
+			v.add(path+".cron", err.Error())
 		}
 	case TriggerInterval:
 		if d, err := time.ParseDuration(tr.Every); err != nil || d < time.Second {
