@@ -46,6 +46,7 @@ func commands() []Command {
 		paramsCommand(),
 		taskCommand(),
 		historyCommand(),
+		serveCommand(),
 		infoCommand(),
 		versionCommand(),
 		helpCommand(),
