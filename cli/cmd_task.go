@@ -325,4 +325,3 @@ func taskDeleteCommand() Command {
 		},
 	}
 }
-
