@@ -1,0 +1,53 @@
+package app
+
+import (
+	"fmt"
+
+	"github.com/mailwright/mailwright/actions"
+	"github.com/mailwright/mailwright/oauthparams"
+	"github.com/mailwright/mailwright/task"
+)
+
+// Services are the packages every screen calls — the same ones the CLI uses. Open them
+// once (OpenServices does file I/O: call it off the UI goroutine or before the window
+// shows) and hand them to the screens.
+type Services struct {
+	DataDir string
+	// Params is the parameter-set store; nil when it could not be opened, and then
+	// ParamsErr says why (shown on the Parameter sets screen).
+	Params    *oauthparams.Store
+	ParamsErr error
+	Tokens    *oauthparams.TokenManager // nil when Params is nil
+	Tasks     *task.Store
+	Registry  *actions.Registry
+	History   *task.History
+	Engine    *task.Engine
+}
+
+// OpenServices opens the stores of dataDir. passphrase is the secrets-file passphrase
+// (MAILWRIGHT_PASSPHRASE), empty for the keyring or key-file backends. A parameter store
+// that cannot be opened is not fatal (ParamsErr); a history that cannot be opened is.
+func OpenServices(dataDir, passphrase string) (*Services, error) {
+	s := &Services{DataDir: dataDir, Tasks: task.NewStore(dataDir), Registry: actions.NewDefaultRegistry()}
+	s.Params, s.ParamsErr = oauthparams.Open(dataDir, oauthparams.StoreOptions{Passphrase: passphrase})
+	var tokens actions.TokenProvider
+	if s.ParamsErr == nil {
+		s.Tokens = oauthparams.NewTokenManager(s.Params, nil)
+		tokens = actions.NewTokenProvider(s.Params, s.Tokens)
+	}
+	h, err := task.OpenHistory(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open run history: %w", err)
+	}
+	s.History = h
+	s.Engine = &task.Engine{DataDir: dataDir, Registry: s.Registry, Tokens: tokens, History: h}
+	return s, nil
+}
+
+// Close releases what OpenServices opened.
+func (s *Services) Close() error {
+	if s.History != nil {
+		return s.History.Close()
+	}
+	return nil
+}
