@@ -58,6 +58,13 @@ func (e *Engine) Run(ctx context.Context, t *Task, opts RunOptions) (*Result, er
 	if e.Log != nil {
 		next = e.Log.Handler()
 	}
+	if opts.LogHandler != nil {
+		if next == nil {
+			next = opts.LogHandler
+		} else {
+			next = teeHandler{next, opts.LogHandler}
+		}
+	}
 	r.Log = slog.New(rl.Handler(next))
 	res := r.Run(ctx, t, opts)
 	if res.Err != nil {
@@ -87,4 +94,32 @@ func (e *Engine) lock(name string) (func(), error) {
 		return nil, fmt.Errorf("%w: %q has a run in progress (in this or another Mailwright process); wait for it to finish or stop it", ErrAlreadyRunning, name)
 	}
 	return func() { _ = fl.Unlock() }, nil
+}
+
+// teeHandler sends records to two handlers.
+type teeHandler struct{ a, b slog.Handler }
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return t.a.Enabled(ctx, l) || t.b.Enabled(ctx, l)
+}
+
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var err error
+	if t.a.Enabled(ctx, r.Level) {
+		err = t.a.Handle(ctx, r.Clone())
+	}
+	if t.b.Enabled(ctx, r.Level) {
+		if e := t.b.Handle(ctx, r.Clone()); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func (t teeHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return teeHandler{t.a.WithAttrs(as), t.b.WithAttrs(as)}
+}
+
+func (t teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{t.a.WithGroup(name), t.b.WithGroup(name)}
 }

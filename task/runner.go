@@ -44,6 +44,10 @@ type RunOptions struct {
 	Vars    map[string]string // overrides of task variables (--var)
 	RunID   string            // empty: a random one
 	Trigger string            // what started the run ("manual", "cron", …)
+	// Events, if set, also receives this run's progress (the GUI's run view).
+	Events func(Event)
+	// LogHandler, if set, also receives this run's log lines (Engine.Run only).
+	LogHandler slog.Handler
 }
 
 // Result is how a run went.
@@ -97,6 +101,7 @@ type run struct {
 // or between loop items, with the current step's connection closed). Open connections are
 // closed at the end either way.
 func (r *Runner) Run(ctx context.Context, t *Task, opts RunOptions) *Result {
+	r = r.withEvents(opts.Events)
 	now := r.now()
 	res := &Result{RunID: opts.RunID, Task: t.Name, Start: now}
 	if res.RunID == "" {
@@ -159,6 +164,22 @@ func (r *Runner) emit(e Event) {
 	if r.Events != nil {
 		r.Events(e)
 	}
+}
+
+// withEvents returns a copy of r that also sends events to extra.
+func (r *Runner) withEvents(extra func(Event)) *Runner {
+	if extra == nil {
+		return r
+	}
+	c := *r
+	prev := r.Events
+	c.Events = func(e Event) {
+		if prev != nil {
+			prev(e)
+		}
+		extra(e)
+	}
+	return &c
 }
 
 func newRunID(now time.Time) string {
