@@ -116,6 +116,20 @@ type Env struct {
 	Get func(name string) (string, bool)
 	// Progress reports long work (done of total, total 0 when unknown). May be nil.
 	Progress func(done, total int64, what string)
+	// DryRun asks for a run that changes nothing on servers and sends nothing: steps that
+	// would set flags, move, delete or send log what they would do and return nil. Reads,
+	// downloads and parsing still happen (they change only local files).
+	DryRun bool
+}
+
+// SkipDryRun logs what a step would do and reports whether it must stop there because the
+// run is a dry run.
+func (e *Env) SkipDryRun(what string, args ...any) bool {
+	if e == nil || !e.DryRun {
+		return false
+	}
+	e.Logger().Info("dry run: would "+what, args...)
+	return true
 }
 
 // SetVar sets an output variable if the env has a setter.

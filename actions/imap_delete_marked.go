@@ -46,6 +46,9 @@ func (IMAPDeleteMarked) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	if env.SkipDryRun("expunge the messages marked \\Deleted", "connection", s.Name, "uids", env.Params.String("uids")) {
+		return nil
+	}
 	mailbox, readOnly, _, err := s.Selected()
 	if err != nil {
 		return err

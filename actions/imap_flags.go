@@ -110,6 +110,9 @@ func (IMAPSetFlags) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	if env.SkipDryRun("change flags", "uid", uid, "mode", mode, "flags", env.Params.String("flags")) {
+		return nil
+	}
 	mailbox, readOnly, _, err := s.Selected()
 	if err != nil {
 		return err

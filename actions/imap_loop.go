@@ -329,7 +329,7 @@ func (it *imapLoopIter) Commit(ctx context.Context, ok bool) error {
 			return fmt.Errorf("IMAP Mail Loop: message UID %d was handled, but %w", uid, err)
 		}
 	}
-	if !it.markSeen {
+	if !it.markSeen || it.env.SkipDryRun("mark the message as read", "uid", uid) {
 		return nil
 	}
 	if it.readOnly {

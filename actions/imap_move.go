@@ -51,6 +51,9 @@ func (IMAPMove) Run(ctx context.Context, env *Env) error {
 	if imapMoveSameFolder(mailbox, target) {
 		return fmt.Errorf("imap move UID %d: it is already in folder %q: choose another \"Target folder\"", uid, mailbox)
 	}
+	if env.SkipDryRun("move a message", "uid", uid, "from", mailbox, "to", target) {
+		return nil
+	}
 	log := env.Logger()
 	defer s.Watch(ctx)()
 	what := fmt.Sprintf("move UID %d from %q to %q", uid, mailbox, target)

@@ -39,6 +39,9 @@ func (POP3Delete) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	if env.SkipDryRun("delete a POP3 message", "number", tgt.Number, "uidl", tgt.UIDL) {
+		return nil
+	}
 	log := env.Logger()
 	if s.DeferDelete(tgt.Number) {
 		log.Info("pop3 delete deferred until the loop's steps for this message succeed", "connection", s.Name, "number", tgt.Number, "uidl", tgt.UIDL)

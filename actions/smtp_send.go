@@ -80,6 +80,9 @@ func (a smtpSend) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		return err
 	}
+	if env.SkipDryRun("send a message", "server", cfg.Addr(), "recipients", len(rcpts)) {
+		return nil
+	}
 
 	// The Sent copy's connection is checked before anything is sent: failing now costs
 	// nothing, failing after sending leaves the user with a sent mail and no copy.

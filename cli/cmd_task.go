@@ -118,7 +118,7 @@ func (v varFlags) Set(s string) error {
 
 func taskRunCommand() Command {
 	vars := varFlags{}
-	var quiet bool
+	var quiet, dryRun bool
 	return Command{
 		Name:    "run",
 		Summary: "run a task now, headless; progress on stderr, exit 1 if it fails",
@@ -129,6 +129,7 @@ are recorded in the history of the data folder. Ctrl-C stops it at a safe point.
 		Flags: func(c *Context) {
 			c.Flags.Var(vars, "var", "set a task variable: `NAME=VALUE` (repeatable)")
 			c.Flags.BoolVar(&quiet, "quiet", false, "print only the summary")
+			c.Flags.BoolVar(&dryRun, "dry-run", false, "connect and show what would be touched, but change no flags, move or delete nothing, send nothing")
 		},
 		Run: func(c *Context) error {
 			t, err := c.loadTask(c.Args[0])
@@ -140,7 +141,11 @@ are recorded in the history of the data folder. Ctrl-C stops it at a safe point.
 				return err
 			}
 			defer closeEng()
-			res, err := eng.Run(c.Ctx, t, task.RunOptions{Vars: vars, Trigger: "manual"})
+			trigger := "manual"
+			if dryRun {
+				trigger = "dry-run"
+			}
+			res, err := eng.Run(c.Ctx, t, task.RunOptions{Vars: vars, Trigger: trigger, DryRun: dryRun})
 			if err != nil {
 				return err
 			}

@@ -103,3 +103,55 @@ func TestTaskValidateReportsPaths(t *testing.T) {
 		t.Fatalf("run of an invalid task: %+v", r)
 	}
 }
+
+// TestTaskDryRunChangesNothing: a dry run of a loop that marks, moves and sends lists the
+// messages but leaves the mailbox, the outbox and the checkpoint as they were; the real run
+// afterwards handles every message.
+func TestTaskDryRunChangesNothing(t *testing.T) {
+	dc := testmail.StartDovecot(t, testmail.DovecotOptions{})
+	smtpSrv := testmail.StartSMTPServer(t, testmail.SMTPOptions{Security: "none"})
+	u := testmail.DefaultUser()
+	dc.SeedN(t, u.Name, "INBOX", 4, 600)
+	dc.Seed(t, u.Name, "Archive")
+	dir := t.TempDir()
+	smtpHost, smtpPort, _ := strings.Cut(smtpSrv.Addr(), ":")
+	tk := map[string]any{
+		"version": 1, "name": "Archive and notify",
+		"steps": []map[string]any{
+			{"action": "imap.open", "params": map[string]string{"host": dc.Host, "port": strconv.Itoa(dc.IMAPSPort),
+				"auth": "password", "user": u.Name, "password": u.Password, "ca_file": dc.Certs.CertFile}},
+			{"action": "imap.select"},
+			{"action": "imap.loop", "params": map[string]string{"only_new": "true", "mark_seen": "true"}, "body": []map[string]any{
+				{"action": "smtp.send", "params": map[string]string{"host": smtpHost, "port": smtpPort, "security": "none", "auth": "none",
+					"from": "robot@example.test", "to": "boss@example.test", "subject": "Archived: {MessageSubject}", "text_body": "done"}},
+				{"action": "imap.move", "params": map[string]string{"target_folder": "Archive"}},
+			}},
+		},
+	}
+	b, _ := json.Marshal(tk)
+	taskFile := filepath.Join(t.TempDir(), "t.json")
+	os.WriteFile(taskFile, b, 0o600)
+	r := mw(t, dir, "task", "run", taskFile, "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stderr, "4 messages") || strings.Count(r.stderr, "dry run: would move") != 4 ||
+		strings.Count(r.stderr, "dry run: would send") != 4 {
+		t.Fatalf("dry run: %+v", r)
+	}
+	if n := len(dc.Messages(t, u.Name, "INBOX")); n != 4 {
+		t.Fatalf("dry run moved mail: %d left in INBOX", n)
+	}
+	for _, m := range dc.Messages(t, u.Name, "INBOX") {
+		if strings.Contains(m.Flags, "S") {
+			t.Fatal("dry run marked a message seen")
+		}
+	}
+	if len(smtpSrv.Messages()) != 0 {
+		t.Fatal("dry run sent mail")
+	}
+	r = mw(t, dir, "task", "run", taskFile, "--quiet")
+	if r.code != 0 || !strings.Contains(r.stderr, "4 messages") {
+		t.Fatalf("real run after the dry run: %+v", r)
+	}
+	if len(dc.Messages(t, u.Name, "Archive")) != 4 || len(smtpSrv.Messages()) != 4 {
+		t.Fatalf("real run: archive %d, sent %d", len(dc.Messages(t, u.Name, "Archive")), len(smtpSrv.Messages()))
+	}
+}

@@ -48,6 +48,9 @@ type RunOptions struct {
 	Events func(Event)
 	// LogHandler, if set, also receives this run's log lines (Engine.Run only).
 	LogHandler slog.Handler
+	// DryRun connects and reads but changes nothing on servers and sends nothing; loops
+	// see their checkpoints but do not advance them.
+	DryRun bool
 }
 
 // Result is how a run went.
@@ -94,6 +97,7 @@ type run struct {
 	sessions *actions.Sessions
 	state    actions.StateStore
 	log      *slog.Logger
+	dryRun   bool
 }
 
 // Run validates t and runs it. It returns when the run ends: all steps done, a step failed
@@ -122,6 +126,11 @@ func (r *Runner) Run(ctx context.Context, t *Task, opts RunOptions) *Result {
 		log: log.With("task", t.Name, "run", res.RunID)}
 	if r.State != nil {
 		ru.state = r.State(t.Name)
+	}
+	if opts.DryRun {
+		ru.dryRun = true
+		ru.state = &dryState{under: ru.state, mem: map[string]string{}}
+		ru.log = ru.log.With("dry_run", true)
 	}
 	ru.vars = map[string]string{
 		"Date": now.Format("2006-01-02"), "Time": now.Format("15-04-05"),
@@ -216,4 +225,26 @@ func (ru *run) policy(s *Step) OnError {
 		return *ru.task.OnError
 	}
 	return OnError{Policy: PolicyStop}
+}
+
+// dryState reads the real checkpoints but keeps writes in memory, so a dry run sees what
+// a real run would and moves nothing forward.
+type dryState struct {
+	under actions.StateStore
+	mem   map[string]string
+}
+
+func (d *dryState) Load(key string) (string, bool, error) {
+	if v, ok := d.mem[key]; ok {
+		return v, true, nil
+	}
+	if d.under == nil {
+		return "", false, nil
+	}
+	return d.under.Load(key)
+}
+
+func (d *dryState) Store(key, value string) error {
+	d.mem[key] = value
+	return nil
 }

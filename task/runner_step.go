@@ -114,6 +114,7 @@ func (ru *run) once(ctx context.Context, path string, s *Step, a actions.Action)
 		State:    ru.state,
 		Set:      func(name, value string) { ru.vars[name] = value },
 		Get:      ru.lookup,
+		DryRun:   ru.dryRun,
 		Progress: func(done, total int64, what string) {
 			ru.r.emit(Event{Kind: EventProgress, Path: path, Title: sc.Title, Index: int(done), Total: int(total), What: what})
 		},
