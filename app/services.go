@@ -40,7 +40,7 @@ func OpenServices(dataDir, passphrase string) (*Services, error) {
 		return nil, fmt.Errorf("open run history: %w", err)
 	}
 	s.History = h
-	s.Engine = &task.Engine{DataDir: dataDir, Registry: s.Registry, Tokens: tokens, History: h}
+	s.Engine = &task.Engine{DataDir: dataDir, Registry: s.Registry, Tokens: tokens, History: h, Tasks: s.Tasks}
 	return s, nil
 }
 

@@ -172,7 +172,7 @@ func (c *Context) engine(quiet bool) (*task.Engine, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	eng := &task.Engine{DataDir: dd.Path, Registry: actions.NewDefaultRegistry(), History: h,
+	eng := &task.Engine{DataDir: dd.Path, Registry: actions.NewDefaultRegistry(), History: h, Tasks: task.NewStore(dd.Path),
 		Tokens: &lazyTokens{open: c.openStore}}
 	if !quiet {
 		eng.Log = slog.New(slog.NewTextHandler(c.Env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

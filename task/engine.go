@@ -29,6 +29,8 @@ type Engine struct {
 	Log *slog.Logger
 	// Events receives progress; nil ignores it.
 	Events func(Event)
+	// Tasks finds the task an on_error.run_task names; nil disables that policy.
+	Tasks *Store
 }
 
 // Run runs t once. A run of a task already running is refused with ErrAlreadyRunning. The
@@ -76,7 +78,41 @@ func (e *Engine) Run(ctx context.Context, t *Task, opts RunOptions) (*Result, er
 	if err := e.History.EndRun(res); err != nil {
 		return res, err
 	}
+	if res.Outcome == OutcomeFailed && t.OnError != nil && t.OnError.RunTask != "" {
+		e.runFailureTask(ctx, t, res, opts, r.Log)
+		if err := rl.Flush(); ferr == nil {
+			ferr = err
+		}
+	}
 	return res, ferr
+}
+
+// runFailureTask runs the task named by t's on_error.run_task after a failed run, with the
+// failure as variables. A failure task's own failure does not start another (no chains).
+func (e *Engine) runFailureTask(ctx context.Context, t *Task, res *Result, opts RunOptions, log *slog.Logger) {
+	if opts.failureDepth > 0 || e.Tasks == nil {
+		return
+	}
+	ft, err := e.Tasks.Get(t.OnError.RunTask)
+	if err != nil {
+		log.Error("on_error.run_task: cannot load the failure task", "run_task", t.OnError.RunTask, "error", err.Error())
+		return
+	}
+	step := ""
+	var se *StepError
+	if errors.As(res.Err, &se) {
+		step = se.Path + " (" + se.Title + ")"
+	}
+	vars := map[string]string{"FailedTask": t.Name, "FailedRunID": res.RunID, "FailedError": res.Err.Error(), "FailedStep": step}
+	fres, err := e.Run(ctx, ft, RunOptions{Vars: vars, Trigger: "on failure of " + t.Name, failureDepth: opts.failureDepth + 1})
+	switch {
+	case err != nil:
+		log.Error("on_error.run_task could not run", "run_task", ft.Name, "error", err.Error())
+	case fres.Err != nil:
+		log.Error("on_error.run_task failed too", "run_task", ft.Name, "run", fres.RunID, "error", fres.Err.Error())
+	default:
+		log.Info("on_error.run_task ran", "run_task", ft.Name, "run", fres.RunID)
+	}
 }
 
 // lock takes the task's run lock without waiting.

@@ -122,3 +122,36 @@ func TestTaskStore(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEngineOnFailureRunsTask(t *testing.T) {
+	dir := t.TempDir()
+	r, calls, _ := engine(t, func(int, actions.Values) error { return errors.New("mailbox full") })
+	h := openHistory(t, dir)
+	st := NewStore(dir)
+	e := &Engine{DataDir: dir, Registry: r.Registry, History: h, Tasks: st}
+	alert := &Task{Name: "Alert", Steps: []Step{{Action: "echo", Params: map[string]string{"text": "{FailedTask} failed at {FailedStep}: {FailedError}"}}}}
+	if err := Validate(alert, r.Registry); err != nil {
+		t.Fatalf("a failure task validates on its own: %v", err)
+	}
+	if err := st.Put(alert); err != nil {
+		t.Fatal(err)
+	}
+	tk := &Task{Name: "Main", OnError: &OnError{Policy: PolicyStop, RunTask: "alert"},
+		Steps: []Step{{Action: "flaky", Label: "Fetch"}}}
+	res, err := e.Run(context.Background(), tk, RunOptions{})
+	if err != nil || res.Outcome != OutcomeFailed {
+		t.Fatalf("%+v %v", res, err)
+	}
+	want := "echo:Main failed at steps[0] (Fetch): steps[0] (Fetch): mailbox full"
+	if len(*calls) != 2 || (*calls)[1] != want {
+		t.Fatalf("calls %q", *calls)
+	}
+	runs, _ := h.Runs("Alert", 5)
+	if len(runs) != 1 || runs[0].Trigger != "on failure of Main" || runs[0].Outcome != OutcomeSuccess {
+		t.Fatalf("alert runs %+v", runs)
+	}
+	bad := &Task{Name: "x", Steps: []Step{{Action: "echo", OnError: &OnError{Policy: "stop", RunTask: "alert"}}}}
+	if err := Validate(bad, r.Registry); err == nil || !strings.Contains(err.Error(), "run_task belongs") {
+		t.Fatalf("step-level run_task: %v", err)
+	}
+}

@@ -51,6 +51,8 @@ type RunOptions struct {
 	// DryRun connects and reads but changes nothing on servers and sends nothing; loops
 	// see their checkpoints but do not advance them.
 	DryRun bool
+
+	failureDepth int // >0 for a run started by on_error.run_task
 }
 
 // Result is how a run went.
@@ -135,6 +137,7 @@ func (r *Runner) Run(ctx context.Context, t *Task, opts RunOptions) *Result {
 	ru.vars = map[string]string{
 		"Date": now.Format("2006-01-02"), "Time": now.Format("15-04-05"),
 		"TaskName": t.Name, "RunID": res.RunID, "DataDir": r.DataDir, "LastError": "", "LastErrorStep": "",
+		"FailedTask": "", "FailedRunID": "", "FailedError": "", "FailedStep": "",
 	}
 	for _, v := range t.Variables {
 		ru.vars[v.Name] = v.Default

@@ -11,7 +11,8 @@ import (
 
 // BuiltinVariables returns the names of the variables every run has.
 func BuiltinVariables() []string {
-	return []string{"Date", "Time", "TaskName", "RunID", "DataDir", "LastError", "LastErrorStep"}
+	return []string{"Date", "Time", "TaskName", "RunID", "DataDir", "LastError", "LastErrorStep",
+		"FailedTask", "FailedRunID", "FailedError", "FailedStep"}
 }
 
 // Problem is one thing wrong with a task, at a path such as steps[2].body[0].params.folder.
@@ -97,6 +98,9 @@ func (v *validator) steps(path string, steps []Step, known map[string]bool) {
 		v.params(p+".params", sc, s.Params, known)
 		if s.OnError != nil {
 			v.onError(p+".on_error", s.OnError)
+			if s.OnError.RunTask != "" {
+				v.add(p+".on_error.run_task", "run_task belongs to the task's own on_error (it runs when the whole run failed)")
+			}
 		}
 		for _, o := range sc.Outputs {
 			known[o.Name] = true
