@@ -51,6 +51,7 @@ func (IMAPMailLoop) Schema() Schema {
 			{Name: "flagged_only", Label: "Flagged only", Kind: KindBool, Default: "false", Help: "Only messages with the \\Flagged flag."},
 			{Name: "since", Label: "Received since", Kind: KindText, Help: "Only messages the server received on or after this date (YYYY-MM-DD)."},
 			{Name: "before", Label: "Received before", Kind: KindText, Help: "Only messages the server received before this date (YYYY-MM-DD)."},
+			{Name: "older_than_days", Label: "Older than (days)", Kind: KindNumber, Help: "Only messages the server received more than this many days before today (0 = no limit); combines with \"Received before\" (the earlier date wins)."},
 			{Name: "from_contains", Label: "From contains", Kind: KindText, Help: "Only messages whose From header contains this text (the server decides case and encoding)."},
 			{Name: "to_contains", Label: "To contains", Kind: KindText, Help: "Only messages whose To header contains this text."},
 			{Name: "subject_contains", Label: "Subject contains", Kind: KindText, Help: "Only messages whose subject contains this text."},

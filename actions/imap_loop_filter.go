@@ -31,6 +31,15 @@ func imapLoopCriteria(v Values) (*imap.SearchCriteria, error) {
 			*d.dst = t
 		}
 	}
+	if days := v.Int("older_than_days"); days > 0 {
+		y, m, d := time.Now().AddDate(0, 0, -int(days)).Date()
+		cut := time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+		if c.Before.IsZero() || cut.Before(c.Before) {
+			c.Before = cut
+		}
+	} else if days < 0 {
+		return nil, fmt.Errorf("%q (older_than_days) must not be negative", "Older than (days)")
+	}
 	if !c.Since.IsZero() && !c.Before.IsZero() && !c.Before.After(c.Since) {
 		return nil, fmt.Errorf("%q (before) %s is not after %q (since) %s: no message can match", "Received before", v.String("before"), "Received since", v.String("since"))
 	}

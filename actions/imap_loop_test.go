@@ -148,6 +148,8 @@ func TestIMAPMsgsLoopFilters(t *testing.T) {
 		{"since", map[string]string{"since": "2024-02-10"}, []uint32{2, 3, 4, 5}},
 		{"before", map[string]string{"before": "2024-03-10"}, []uint32{1, 2}},
 		{"since+before", map[string]string{"since": "2024-02-01", "before": "2024-04-30"}, []uint32{2, 3, 4}},
+		// A cut-off about 2024-02-25 (± a day for time zones), whatever today is.
+		{"older_than_days", map[string]string{"older_than_days": strconv.Itoa(int(time.Since(time.Date(2024, 2, 25, 0, 0, 0, 0, time.UTC)).Hours() / 24))}, []uint32{1, 2}},
 		{"from", map[string]string{"from_contains": "anna"}, []uint32{1, 4}},
 		{"to", map[string]string{"to_contains": "dora"}, []uint32{3, 5}},
 		{"subject", map[string]string{"subject_contains": "newsletter"}, []uint32{2, 5}},
