@@ -162,3 +162,22 @@ type StateStore interface {
 	// Store saves value under key durably.
 	Store(key, value string) error
 }
+
+// scopeState returns a copy of e whose State keys all start with prefix (nil State stays
+// nil), so an action can keep one record per mailbox within the task's store.
+func (e *Env) scopeState(prefix string) *Env {
+	if e.State == nil {
+		return e
+	}
+	c := *e
+	c.State = scopedState{under: e.State, prefix: prefix}
+	return &c
+}
+
+type scopedState struct {
+	under  StateStore
+	prefix string
+}
+
+func (s scopedState) Load(key string) (string, bool, error) { return s.under.Load(s.prefix + key) }
+func (s scopedState) Store(key, value string) error         { return s.under.Store(s.prefix+key, value) }

@@ -88,6 +88,9 @@ func (IMAPMailLoop) Loop(ctx context.Context, env *Env) (Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Progress is kept per account, server and folder: two loops of one task over different
+	// folders or mailboxes never share a checkpoint.
+	env = env.scopeState("imap:" + s.Account + "@" + s.Server + "/" + mailbox + ":")
 	criteria, err := imapLoopCriteria(env.Params)
 	if err != nil {
 		return nil, fmt.Errorf("IMAP Mail Loop: %w", err)

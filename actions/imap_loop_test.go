@@ -258,7 +258,7 @@ func TestIMAPMsgsParseSearch(t *testing.T) {
 // imapMsgsCheckpoint reads the loop's saved progress.
 func imapMsgsCheckpoint(t *testing.T, te *testEnv) imapLoopCheckpoint {
 	t.Helper()
-	raw, ok, _ := te.State.Load(imapLoopCheckpointKey)
+	raw, ok, _ := te.State.LoadScoped(imapLoopCheckpointKey)
 	var cp imapLoopCheckpoint
 	if !ok || json.Unmarshal([]byte(raw), &cp) != nil {
 		t.Fatalf("no valid checkpoint: %q", raw)

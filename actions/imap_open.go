@@ -158,6 +158,7 @@ func (IMAPOpen) Run(ctx context.Context, env *Env) error {
 		return err
 	}
 	s := NewIMAPSession(name, c.Addr(), client)
+	s.Account = imapOpenUser(c, env.Tokens)
 	stop := s.Watch(ctx)
 	caps := client.Caps() // go-imap asks again after login; bounded by ctx through Watch
 	stop()

@@ -17,6 +17,8 @@ type IMAPSession struct {
 	Client *imapclient.Client
 	Name   string // connection name in the run
 	Server string // host:port, for messages
+	// Account is the user logged in as (set by IMAP Open); loops key their checkpoints by it.
+	Account string
 
 	mu          sync.Mutex
 	mailbox     string // selected mailbox, "" when none

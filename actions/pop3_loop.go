@@ -81,6 +81,7 @@ func (POP3MailLoop) Loop(ctx context.Context, env *Env) (Iterator, error) {
 	if err != nil {
 		return nil, err
 	}
+	env = env.scopeState("pop3:" + s.Account + "@" + s.Server + ":")
 	p := env.Params
 	onlyNew := p.Bool("only_new")
 	if onlyNew && env.State == nil {

@@ -154,12 +154,12 @@ func TestPOP3LoopVariables(t *testing.T) {
 func pop3SeenState(t *testing.T, st *memState) (base, journal []string) {
 	t.Helper()
 	var main pop3SeenValue
-	raw, ok, _ := st.Load(pop3SeenKey)
+	raw, ok, _ := st.LoadScoped(pop3SeenKey)
 	if !ok || json.Unmarshal([]byte(raw), &main) != nil {
 		t.Fatalf("state %q = %q", pop3SeenKey, raw)
 	}
 	for k := 1; ; k++ {
-		raw, ok, _ := st.Load(pop3SeenPartKey(k))
+		raw, ok, _ := st.LoadScoped(pop3SeenPartKey(k))
 		var part pop3SeenValue
 		if !ok || json.Unmarshal([]byte(raw), &part) != nil || part.Gen != main.Gen {
 			return main.UIDLs, journal

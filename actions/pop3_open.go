@@ -50,6 +50,7 @@ func (POP3Open) Run(ctx context.Context, env *Env) error {
 		return fmt.Errorf("%w%s", err, pop3OpenHint(cc.Security, err))
 	}
 	s := NewPOP3Session(name, cc.Addr(), c)
+	s.Account = imapOpenUser(cc, env.Tokens)
 	stop := s.Watch(ctx)
 	err = cc.Login(ctx, env.Tokens, pop3LoginFunc(c, cc))
 	var count int

@@ -20,6 +20,8 @@ type POP3Session struct {
 	Client *POP3Client
 	Name   string // connection name in the run
 	Server string // host:port, for messages
+	// Account is the user logged in as (set by POP3 Open); loops key their records by it.
+	Account string
 
 	mu       sync.Mutex
 	closed   bool

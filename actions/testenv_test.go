@@ -184,3 +184,20 @@ func startOAuthRig(t testing.TB, te *testEnv) *oauthRig {
 	te.Tokens = NewTokenProvider(store, rig.tm)
 	return rig
 }
+
+// LoadScoped reads key under whatever per-mailbox prefix a loop gave it (there must be
+// exactly one mailbox with that key in the store).
+func (s *memState) LoadScoped(key string) (string, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found []string
+	for k, v := range s.m {
+		if strings.HasSuffix(k, ":"+key) {
+			found = append(found, v)
+		}
+	}
+	if len(found) != 1 {
+		return "", false, nil
+	}
+	return found[0], true, nil
+}

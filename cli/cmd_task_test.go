@@ -155,3 +155,36 @@ func TestTaskDryRunChangesNothing(t *testing.T) {
 		t.Fatalf("real run: archive %d, sent %d", len(dc.Messages(t, u.Name, "Archive")), len(smtpSrv.Messages()))
 	}
 }
+
+// TestTaskTwoFoldersKeepSeparateCheckpoints: two only-new loops in one task, over INBOX
+// and Archive, each remember their own folder.
+func TestTaskTwoFoldersKeepSeparateCheckpoints(t *testing.T) {
+	dc := testmail.StartDovecot(t, testmail.DovecotOptions{})
+	u := testmail.DefaultUser()
+	dc.SeedN(t, u.Name, "INBOX", 3, 400)
+	dc.SeedN(t, u.Name, "Archive", 2, 400)
+	dir, dest := t.TempDir(), t.TempDir()
+	loop := func(folder string) []map[string]any {
+		return []map[string]any{
+			{"action": "imap.select", "params": map[string]string{"folder": folder}},
+			{"action": "imap.loop", "params": map[string]string{"only_new": "true"}, "body": []map[string]any{
+				{"action": "imap.download", "params": map[string]string{"folder": filepath.Join(dest, folder), "file_name": "{MessageUID}.eml"}}}},
+		}
+	}
+	steps := []map[string]any{{"action": "imap.open", "params": map[string]string{"host": dc.Host, "port": strconv.Itoa(dc.IMAPSPort),
+		"auth": "password", "user": u.Name, "password": u.Password, "ca_file": dc.Certs.CertFile}}}
+	steps = append(append(steps, loop("INBOX")...), loop("Archive")...)
+	b, _ := json.Marshal(map[string]any{"version": 1, "name": "Two folders", "steps": steps})
+	f := filepath.Join(t.TempDir(), "t.json")
+	os.WriteFile(f, b, 0o600)
+	for i, want := range []string{"5 messages", "0 messages"} {
+		if r := mw(t, dir, "task", "run", f, "--quiet"); r.code != 0 || !strings.Contains(r.stderr, want) {
+			t.Fatalf("run %d: want %s: %+v", i+1, want, r)
+		}
+	}
+	dc.SeedN(t, u.Name, "INBOX", 1, 400)
+	dc.SeedN(t, u.Name, "Archive", 1, 400)
+	if r := mw(t, dir, "task", "run", f, "--quiet"); r.code != 0 || !strings.Contains(r.stderr, "2 messages") {
+		t.Fatalf("run 3: %+v", r)
+	}
+}
