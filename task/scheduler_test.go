@@ -310,3 +310,35 @@ func waitWatching(t *testing.T, ch chan struct{}) {
 		t.Fatal("the new-mail trigger never started watching")
 	}
 }
+
+// TestSchedulerReloadsTaskFiles: a task file added while serve runs is scheduled, and one
+// disabled is no longer run.
+func TestSchedulerReloadsTaskFiles(t *testing.T) {
+	dir := t.TempDir()
+	r, _, _ := engine(t, nil)
+	h := openHistory(t, dir)
+	st := NewStore(dir)
+	clock := newFakeClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	s := &Scheduler{Engine: &Engine{DataDir: dir, Registry: r.Registry, History: h}, Store: st, Clock: clock, Reload: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	clock.waitForWaiter(t, 0)
+	late := &Task{Name: "late", Enabled: true, Triggers: []Trigger{{Type: TriggerInterval, Every: "1m"}},
+		Steps: []Step{{Action: "echo"}}}
+	if err := st.Put(late); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(t, 75*time.Second) // reload at 09:00:10, first run at 09:01:10
+	waitRuns(t, h, "late", 1)
+	late.Enabled = false
+	if err := st.Put(late); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(t, 3*time.Minute)
+	cancel()
+	<-done
+	if runs, _ := h.Runs("late", 10); len(runs) != 1 {
+		t.Fatalf("a disabled task kept running: %d runs", len(runs))
+	}
+}
