@@ -26,7 +26,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: help run build headless test deps-build deps-test check-go vet bench fuzz clean
+.PHONY: help run build headless test deps-build deps-test check-go vet bench fuzz clean screenshots window-check
 
 help:
 	@echo "make run    build and open Mailwright (installs missing build packages)"
@@ -72,6 +72,16 @@ bench: deps-test
 
 fuzz: deps-test
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+# The screens' pictures in docs/screenshots (headless, from the app tests), and the real
+# window once under Xvfb: time until it is mapped and a screenshot.
+screenshots: check-go
+	MAILWRIGHT_SCREENSHOTS=1 CGO_ENABLED=0 $(GO) test -count=1 ./app
+
+WINDOW_DEBS := xvfb x11-utils imagemagick
+window-check: build
+	$(call apt_install,$(WINDOW_DEBS))
+	scripts/window-check.sh $(BIN) docs/screenshots/window.png
 
 clean:
 	rm -rf bin

@@ -88,7 +88,8 @@ type TaskEditor struct {
 // dialogs open over; onSaved (may be nil) is called on the UI goroutine with a copy of
 // the task after each successful save. It does no I/O.
 func NewTaskEditor(s *Services, win fyne.Window, onSaved func(*task.Task)) *TaskEditor {
-	e := &TaskEditor{s: s, win: win, onSaved: onSaved, badSteps: map[string]bool{}, uiDo: fyne.Do}
+	e := &TaskEditor{s: s, win: win, onSaved: onSaved, badSteps: map[string]bool{}}
+	e.uiDo = s.do
 	e.build()
 	e.Load(nil)
 	return e

@@ -126,7 +126,7 @@ func (h *HistoryScreen) Refresh() {
 	go func() {
 		runs, err := h.s.History.Runs(filter, histLimit)
 		names := h.taskNames()
-		runOnUI(func() { h.show(filter, names, runs, err) })
+		h.s.do(func() { h.show(filter, names, runs, err) })
 	}()
 }
 
@@ -221,7 +221,7 @@ func (h *HistoryScreen) onSelected(id widget.TableCellID) {
 	h.RunInfo.SetText("Loading the log of run " + runID + "…")
 	go func() {
 		run, lines, err := h.s.History.Run(runID)
-		runOnUI(func() {
+		h.s.do(func() {
 			if seq != h.loadSeq {
 				return
 			}

@@ -20,22 +20,6 @@ import (
 	"github.com/mailwright/mailwright/task"
 )
 
-// runUIMu serialises the widget updates that the Tasks, Run and History screens make from
-// their background goroutines. With the desktop driver fyne.Do already runs them on the
-// UI goroutine and the lock is never contended; the headless test driver runs fyne.Do
-// callbacks on the calling goroutine, so tests take the same lock to read widgets.
-var runUIMu sync.Mutex
-
-// runOnUI runs f on the UI goroutine (fyne.Do) under runUIMu. Call it only from
-// background goroutines, never from inside f or a UI handler.
-func runOnUI(f func()) {
-	fyne.Do(func() {
-		runUIMu.Lock()
-		defer runUIMu.Unlock()
-		f()
-	})
-}
-
 // Limits of the Run view.
 const (
 	runMaxLines      = 5000                   // log lines kept on screen
@@ -229,7 +213,7 @@ func (v *RunView) run(ctx context.Context, cancel context.CancelFunc, t *task.Ta
 	close(stop)
 	<-flushed
 	cancel()
-	runOnUI(func() { v.finish(t, res, err) })
+	v.s.do(func() { v.finish(t, res, err) })
 }
 
 // finish shows the outcome of a run (UI goroutine).
@@ -380,7 +364,7 @@ func (v *RunView) flush() {
 	if !p.dirty {
 		return
 	}
-	runOnUI(func() { v.apply(p) })
+	v.s.do(func() { v.apply(p) })
 }
 
 // apply updates the widgets from p (UI goroutine).

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +28,12 @@ func runTestServices(t *testing.T) *Services {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	s.uiMu = &runUIMu
 	return s
 }
+
+// runUIMu is the UI lock of the services runTestServices makes (tests only).
+var runUIMu sync.Mutex
 
 // runUI runs f under the lock the screens' background updates take, so the test never
 // touches widgets at the same time as they do.

@@ -122,7 +122,7 @@ func (st *SettingsScreen) loadSecrets() {
 		if err != nil {
 			text += fmt.Sprintf(" (error: %v)", err)
 		}
-		fyne.Do(func() { st.Secrets.SetText(text) })
+		st.s.do(func() { st.Secrets.SetText(text) })
 	}()
 }
 
@@ -154,7 +154,7 @@ func (st *SettingsScreen) onScheduler(on bool) {
 	go func() {
 		defer close(done)
 		if err := sched.Run(ctx); err != nil {
-			fyne.Do(func() { st.SchedInfo.SetText("Scheduler stopped: " + err.Error()) })
+			st.s.do(func() { st.SchedInfo.SetText("Scheduler stopped: " + err.Error()) })
 		}
 	}()
 }
@@ -194,7 +194,7 @@ func (st *SettingsScreen) onPruneNow() {
 	st.PruneNow.Disable()
 	go func() {
 		n, err := st.s.History.Prune(time.Now().AddDate(0, 0, -days))
-		fyne.Do(func() {
+		st.s.do(func() {
 			st.PruneNow.Enable()
 			if err != nil {
 				dialog.ShowError(err, st.win)

@@ -12,48 +12,30 @@ import (
 	"github.com/mailwright/mailwright/internal/buildinfo"
 )
 
-func settingsServices(t *testing.T) *Services {
-	t.Helper()
-	s, err := OpenServices(t.TempDir(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
-}
-
-// settingsEventually polls cond on the UI goroutine until it holds or 10 s pass.
+// settingsEventually polls cond under the UI lock until it holds or 10 s pass.
 func settingsEventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var ok bool
-		fyne.DoAndWait(func() { ok = cond() })
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	runEventually(t, 10*time.Second, what, cond)
 }
 
 func TestSettingsScreen(t *testing.T) {
 	a := test.NewTempApp(t)
-	s := settingsServices(t)
+	s := runTestServices(t)
 	w := test.NewWindow(nil)
 	defer w.Close()
-	st := NewSettingsScreen(s, w, buildinfo.Info{Name: "Mailwright", Version: "0.1.0", Build: 1})
-	w.SetContent(st.Content())
-	w.Resize(fyne.NewSize(800, 500))
+	var st *SettingsScreen
+	runUI(func() {
+		st = NewSettingsScreen(s, w, buildinfo.Info{Name: "Mailwright", Version: "0.1.0", Build: 1})
+		w.SetContent(st.Content())
+		w.Resize(fyne.NewSize(800, 500))
+	})
 
 	if st.DataDir.Text != s.DataDir {
 		t.Fatalf("data folder %q", st.DataDir.Text)
 	}
 	settingsEventually(t, "the secret storage description", func() bool { return st.Secrets.Text != "…" })
 
-	st.Theme.SetSelected("dark")
+	runUI(func() { st.Theme.SetSelected("dark") })
 	if got := a.Settings().Theme().Color(theme.ColorNameBackground, theme.VariantLight); got != theme.DefaultTheme().Color(theme.ColorNameBackground, theme.VariantDark) {
 		t.Fatalf("dark theme not applied: %v", got)
 	}
@@ -69,8 +51,10 @@ func TestSettingsScreen(t *testing.T) {
 	if err := s.History.BeginRun(context.Background(), "new-run", "T", "manual", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	st.Retention.SetSelected("30 days")
-	test.Tap(st.PruneNow)
+	runUI(func() {
+		st.Retention.SetSelected("30 days")
+		test.Tap(st.PruneNow)
+	})
 	settingsEventually(t, "pruning", func() bool {
 		runs, _ := s.History.Runs("T", 10)
 		return len(runs) == 1 && runs[0].ID == "new-run" && !st.PruneNow.Disabled()

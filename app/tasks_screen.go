@@ -105,7 +105,7 @@ func (ts *TasksScreen) Content() fyne.CanvasObject { return ts.content }
 func (ts *TasksScreen) Refresh() {
 	go func() {
 		rows, problems := ts.load()
-		runOnUI(func() { ts.show(rows, problems) })
+		ts.s.do(func() { ts.show(rows, problems) })
 	}()
 }
 
@@ -227,7 +227,7 @@ func (ts *TasksScreen) setEnabled(name string, on bool) {
 	t.Enabled = on
 	go func() {
 		if err := ts.s.Tasks.Put(c); err != nil {
-			runOnUI(func() {
+			ts.s.do(func() {
 				dialog.ShowError(fmt.Errorf("turn task %q %s: %w", name, map[bool]string{true: "on", false: "off"}[on], err), ts.win)
 			})
 		}
@@ -300,7 +300,7 @@ func (ts *TasksScreen) onDuplicate() {
 	c.Enabled = false
 	go func() {
 		if err := ts.s.Tasks.Put(c); err != nil {
-			runOnUI(func() { dialog.ShowError(fmt.Errorf("duplicate task %q: %w", t.Name, err), ts.win) })
+			ts.s.do(func() { dialog.ShowError(fmt.Errorf("duplicate task %q: %w", t.Name, err), ts.win) })
 		}
 		ts.Refresh()
 	}()
@@ -320,7 +320,7 @@ func (ts *TasksScreen) onDelete() {
 			}
 			go func() {
 				if err := ts.s.Tasks.Delete(name); err != nil {
-					runOnUI(func() { dialog.ShowError(err, ts.win) })
+					ts.s.do(func() { dialog.ShowError(err, ts.win) })
 				}
 				ts.Refresh()
 			}()
@@ -364,7 +364,7 @@ func (ts *TasksScreen) importFrom(rc fyne.URIReadCloser) {
 		}
 	}
 	if err != nil {
-		runOnUI(func() { dialog.ShowError(fmt.Errorf("import task: %w", err), ts.win) })
+		ts.s.do(func() { dialog.ShowError(fmt.Errorf("import task: %w", err), ts.win) })
 		return
 	}
 	_, gerr := ts.s.Tasks.Get(t.Name)
@@ -376,7 +376,7 @@ func (ts *TasksScreen) importFrom(rc fyne.URIReadCloser) {
 		ts.importSave(t)
 		return
 	}
-	runOnUI(func() {
+	ts.s.do(func() {
 		dialog.ShowConfirm("Replace task?",
 			fmt.Sprintf("A task named %q exists already. Replace it with the one from %s?", t.Name, u.Name()),
 			func(ok bool) {
@@ -389,7 +389,7 @@ func (ts *TasksScreen) importFrom(rc fyne.URIReadCloser) {
 
 func (ts *TasksScreen) importSave(t *task.Task) {
 	if err := ts.s.Tasks.Put(t); err != nil {
-		runOnUI(func() { dialog.ShowError(fmt.Errorf("import task: %w", err), ts.win) })
+		ts.s.do(func() { dialog.ShowError(fmt.Errorf("import task: %w", err), ts.win) })
 	}
 	ts.Refresh()
 }
@@ -409,7 +409,7 @@ func (ts *TasksScreen) onExport() {
 		}
 		go func() {
 			if err := tasksWriteTask(wc, t); err != nil {
-				runOnUI(func() { dialog.ShowError(err, ts.win) })
+				ts.s.do(func() { dialog.ShowError(err, ts.win) })
 			}
 		}()
 	}, ts.win)

@@ -1,0 +1,6 @@
+//go:build !race
+
+package app
+
+// paramsRaceEnabled reports whether the race detector is on (scrypt is then very slow).
+const paramsRaceEnabled = false
