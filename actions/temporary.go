@@ -10,12 +10,16 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailwright/mailwright/oauthparams"
 )
 
 // Temporary reports whether err is worth retrying later: a network failure (refused,
 // reset, timed out, cut mid-reply), an SMTP 4xx reply, an IMAP [UNAVAILABLE] or
-// [INUSE] response, or a POP3 "[IN-USE]"/"[SYS/TEMP]" reply. Rejected credentials, unknown
-// folders, refused recipients (5xx) and cancellations are not temporary.
+// [INUSE] response, a POP3 "[IN-USE]"/"[SYS/TEMP]" reply, or a token endpoint that failed
+// for now (oauthparams.ProviderError.Temporary: 5xx, not JSON, no answer). Rejected
+// credentials, unknown folders, refused recipients (5xx), a refresh token the provider
+// refused (invalid_grant) and cancellations are not temporary.
 func Temporary(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -23,6 +27,12 @@ func Temporary(err error) bool {
 	var rej *OAuthRejectedError
 	if errors.As(err, &rej) && rej.Rejected {
 		return false
+	}
+	// The token endpoint's verdict comes first: its errors wrap HTTP ones (a 503 answer,
+	// a TLS failure) that the network checks below would misjudge.
+	var provErr *oauthparams.ProviderError
+	if errors.As(err, &provErr) {
+		return provErr.Temporary
 	}
 	var smtpErr *smtp.SMTPError
 	if errors.As(err, &smtpErr) {

@@ -64,6 +64,9 @@ type Dovecot struct {
 	logFile  string
 	id       dovecotIdentity
 	proc     *dovecotProc
+	bin      string // the dovecot binary, its configuration file and greeting: for Restart
+	confPath string
+	greeting string
 
 	seedMu    sync.Mutex // serialises Seed so that file names grow in delivery order
 	lastStamp time.Time  // time stamp of the last seeded file name
@@ -110,6 +113,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		mailRoot: filepath.Join(dir, "mail"),
 		logFile:  filepath.Join(dir, "dovecot.log"),
 		id:       id,
+		bin:      bin,
 	}
 	if err := d.makeMailTree(); err != nil {
 		t.Fatalf("testmail: StartDovecot: %v", err)
@@ -189,7 +193,7 @@ func (d *Dovecot) start(t testing.TB, bin string, conf dovecotConf, oauthURL str
 	if err != nil {
 		return err
 	}
-	d.proc = p
+	d.proc, d.confPath, d.greeting = p, path, conf.Greeting
 	t.Cleanup(func() {
 		if err := p.stop(); err != nil {
 			t.Errorf("testmail: stop Dovecot: %v\n%s", err, d.Log())
@@ -203,6 +207,29 @@ func (d *Dovecot) start(t testing.TB, bin string, conf dovecotConf, oauthURL str
 		return err
 	}
 	return nil
+}
+
+// Restart stops Dovecot (clients see their connections end and new ones refused), calls
+// whileDown (nil: nothing), then starts it again with the same configuration on the same
+// ports and waits until every port greets. Mail seeded meanwhile is there after the start;
+// Log starts afresh.
+func (d *Dovecot) Restart(t testing.TB, whileDown func()) {
+	t.Helper()
+	if err := d.proc.stop(); err != nil {
+		t.Fatalf("testmail: Restart: stop Dovecot: %v", err)
+	}
+	if whileDown != nil {
+		whileDown()
+	}
+	p, err := launch(d.bin, d.confPath, d.logFile)
+	if err != nil {
+		t.Fatalf("testmail: Restart: %v", err)
+	}
+	d.proc = p
+	t.Cleanup(func() { _ = p.stop() })
+	if err := d.waitReady(p, d.greeting); err != nil {
+		t.Fatalf("testmail: Restart: %v\n%s", err, d.Log())
+	}
 }
 
 // waitReady polls every port until it accepts connections, then reads each greeting
