@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -51,12 +52,25 @@ func imapOpen(ctx context.Context, c ConnConfig, tokens TokenProvider, fixSASL b
 		what := map[bool]string{true: "token", false: "password"}[c.Auth == AuthOAuth]
 		return fail(fmt.Errorf("imap open %s: login: the connection is not encrypted, so the %s would cross the network in clear text: choose security tls or starttls, or set \"Allow login without TLS\" to true (local test servers only)", addr, what))
 	}
+	// A connection that ended before the login (the server hung up after its greeting, or
+	// imapGuard refused its data) is no session, although no command failed.
+	if c.Auth != AuthNone && d.client.State() == imap.ConnStateLogout {
+		lost := d.conn.refused()
+		if lost == nil {
+			lost = errors.New("the server closed the connection before the login")
+		}
+		return fail(imapOpenError(c, d.ctx, "login", lost))
+	}
 	if c.Auth != AuthNone && d.client.State() == imap.ConnStateNotAuthenticated {
 		caps := d.client.Caps()
-		err := c.Login(d.ctx, tokens, func(cl sasl.Client) error { return d.login(caps, cl) })
+		var last error // the last attempt's own error, before Login words it for the user
+		err := c.Login(d.ctx, tokens, func(cl sasl.Client) error { last = d.login(caps, cl); return last })
 		if err != nil {
 			if d.ctx.Err() != nil {
 				return fail(imapOpenError(c, d.ctx, "login", err))
+			}
+			if lost := d.lost(last); last != nil && lost != nil {
+				return fail(imapOpenError(c, d.ctx, "login", lost)) // not a wrong password
 			}
 			return fail(fmt.Errorf("imap open %s: %w%s", addr, err, imapMechHint(c, caps)))
 		}
@@ -65,6 +79,22 @@ func imapOpen(ctx context.Context, c ConnConfig, tokens TokenProvider, fixSASL b
 		return nil, err
 	}
 	return d.client, nil
+}
+
+// lost explains a login attempt that failed because the connection ended (imapGuard's
+// refusal, or the server hanging up) rather than because the server said no; nil when it
+// did not, or when no attempt was made (attempt is nil: getting the token failed).
+func (d *imapDialed) lost(attempt error) error {
+	if attempt == nil {
+		return nil
+	}
+	if err := d.conn.refused(); err != nil {
+		return err
+	}
+	if errors.Is(attempt, io.ErrUnexpectedEOF) || errors.Is(attempt, io.EOF) || errors.Is(attempt, net.ErrClosed) {
+		return fmt.Errorf("the server closed the connection during the login: %w", attempt)
+	}
+	return nil
 }
 
 // imapMech is the SASL mechanism c logs in with.
@@ -205,6 +235,9 @@ func imapCtxErr(ctx context.Context, err error) error {
 // NO [AUTHENTICATIONFAILED]. imapSASLFix arms expectEmpty when our SASL client returned an
 // empty response; the next write is then go-imap's "=\r\n" for exactly that response, and
 // only that write is rewritten to "\r\n". Remove this once go-imap is fixed.
+//
+// Everything the server sends also passes imapGuard, which refuses the input go-imap
+// cannot survive (see there).
 type imapConn struct {
 	net.Conn
 	r io.Reader // when set, reads come from r (a replayed greeting, then Conn)
@@ -212,14 +245,139 @@ type imapConn struct {
 	mu          sync.Mutex
 	fixSASL     bool // apply the workaround (tests turn it off to show the bug)
 	expectEmpty bool // the next write is the encoding of an empty SASL response
+
+	guard    imapGuard // used by Read only (go-imap's one reader goroutine)
+	guardErr error     // sticky, under mu: why the server's data was refused
+}
+
+// refused returns why imapGuard refused the server's data, or nil.
+func (c *imapConn) refused() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.guardErr
 }
 
 // Read implements net.Conn.
 func (c *imapConn) Read(b []byte) (int, error) {
-	if c.r != nil {
-		return c.r.Read(b)
+	if err := c.refused(); err != nil {
+		return 0, err
 	}
-	return c.Conn.Read(b)
+	var n int
+	var err error
+	if c.r != nil {
+		n, err = c.r.Read(b)
+	} else {
+		n, err = c.Conn.Read(b)
+	}
+	safe, gerr := c.guard.scan(b[:n])
+	if gerr != nil {
+		// Only the bytes before the offending one are handed on: go-imap must never see it.
+		c.mu.Lock()
+		c.guardErr = gerr
+		c.mu.Unlock()
+		c.Conn.Close()
+		if safe > 0 {
+			return safe, nil
+		}
+		return 0, gerr
+	}
+	return n, err
+}
+
+// imapMaxResponseLine bounds one line of server responses outside literals: go-imap keeps
+// a whole line in memory, so a server that never ends a line would exhaust it. The
+// longest legitimate lines are SEARCH results (10 million UIDs: about 80 MB). A variable
+// so that tests can lower it.
+var imapMaxResponseLine int64 = 128 << 20
+
+// imapGuard follows the server's responses (lines, and literals it skips by their
+// announced length) and refuses what go-imap v2.0.0-beta.8 cannot survive:
+//
+//   - a "(" inside a CAPABILITY list ("* CAPABILITY IMAP4rev1 (" or "[CAPABILITY a (]"):
+//     its readCapabilities loops forever on it (imapwire.Decoder.SP returns true without
+//     reading when the next byte is "("), at full CPU, and Client.Close then waits for
+//     that loop forever, so no timeout or cancel could end the step;
+//   - a line longer than imapMaxResponseLine, which go-imap would collect in memory.
+type imapGuard struct {
+	literal int64 // bytes of a literal still to come
+	lineLen int64
+	head    [12]byte // the first bytes of the line
+	tail    [32]byte // ring of the last bytes of the line
+	tpos    int      // bytes written to tail so far (position mod 32)
+	inCaps  bool     // inside a CAPABILITY list
+}
+
+// scan checks the next bytes from the server. On refusal it returns how many leading
+// bytes of b are safe to pass on, and the error.
+func (g *imapGuard) scan(b []byte) (int, error) {
+	for i := 0; i < len(b); i++ {
+		if g.literal > 0 {
+			skip := min(g.literal, int64(len(b)-i))
+			g.literal -= skip
+			i += int(skip) - 1
+			continue
+		}
+		c := b[i]
+		if g.lineLen < int64(len(g.head)) {
+			g.head[g.lineLen] = c
+		}
+		g.lineLen++
+		g.tail[g.tpos%len(g.tail)] = c
+		g.tpos++
+		if g.lineLen > imapMaxResponseLine {
+			return i, fmt.Errorf("the server sent a response line longer than %d MiB: refusing it", imapMaxResponseLine>>20)
+		}
+		switch {
+		case c == '\n':
+			g.endLine()
+		case g.inCaps && c == ']':
+			g.inCaps = false
+		case g.inCaps && c == '(':
+			return i, errors.New("the server sent a malformed CAPABILITY list (with \"(\"), which the IMAP library cannot read: refusing the connection")
+		case !g.inCaps && (c == 'Y' || c == 'y'):
+			g.inCaps = g.endsWithFold("[CAPABILITY") ||
+				g.lineLen == 12 && strings.EqualFold(string(g.head[:]), "* CAPABILITY")
+		}
+	}
+	return len(b), nil
+}
+
+// endsWithFold reports whether the line so far ends with the ASCII text s (at most 32
+// bytes), ignoring case.
+func (g *imapGuard) endsWithFold(s string) bool {
+	if len(s) > g.tpos || len(s) > len(g.tail) {
+		return false
+	}
+	for k := 0; k < len(s); k++ {
+		c := g.tail[(g.tpos-len(s)+k)%len(g.tail)]
+		if c|0x20 != s[k]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// last returns the last n (at most 32) bytes of the line.
+func (g *imapGuard) last(n int) string {
+	n = min(n, g.tpos, len(g.tail))
+	out := make([]byte, n)
+	for k := range n {
+		out[k] = g.tail[(g.tpos-n+k)%len(g.tail)]
+	}
+	return string(out)
+}
+
+// endLine ends a line; when it announced a literal ("{123}" or "{123+}" before CRLF), the
+// literal's bytes are skipped.
+func (g *imapGuard) endLine() {
+	l := strings.TrimSuffix(strings.TrimSuffix(g.last(len(g.tail)), "\n"), "\r")
+	if open := strings.LastIndexByte(l, '{'); open >= 0 && strings.HasSuffix(l, "}") {
+		num := strings.TrimSuffix(l[open+1:len(l)-1], "+")
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n >= 0 {
+			g.literal = n
+		}
+	}
+	g.lineLen, g.tpos, g.inCaps = 0, 0, false
 }
 
 // Write implements net.Conn.

@@ -42,7 +42,7 @@ func SanitizeFileName(name, fallback string) string {
 	var b strings.Builder
 	for _, r := range name {
 		switch {
-		case r == utf8.RuneError, unicode.IsControl(r), strings.ContainsRune(`/\:*?"<>|`, r):
+		case r == utf8.RuneError, unicode.IsControl(r), strings.ContainsRune(`/\:*?"<>|`, r), saveBidiControl(r):
 			b.WriteByte('_')
 		default:
 			b.WriteRune(r)
@@ -65,14 +65,36 @@ func SanitizeFileName(name, fallback string) string {
 		}
 		s = strings.TrimRight(base, ". ") + ext
 	}
-	switch strings.ToUpper(strings.TrimSuffix(s, filepath.Ext(s))) {
-	case "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "LPT1", "LPT2", "LPT3":
+	if saveReservedName(s) {
 		s = "_" + s
 	}
 	if s == "" {
 		return fallback
 	}
 	return s
+}
+
+// saveReservedName reports whether Windows reserves name for a device: CON, PRN, AUX, NUL,
+// COM0-9 and LPT0-9 (also with ¹²³), in any case, whatever follows the first dot
+// ("con.tar.gz") and with trailing spaces.
+func saveReservedName(name string) bool {
+	base, _, _ := strings.Cut(name, ".")
+	base = strings.ToUpper(strings.TrimRight(base, " "))
+	switch base {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if rs := []rune(base); len(rs) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
+		return rs[3] >= '0' && rs[3] <= '9' || rs[3] == '¹' || rs[3] == '²' || rs[3] == '³'
+	}
+	return false
+}
+
+// saveBidiControl reports whether r changes the direction of the text around it (U+202A
+// to U+202E, U+2066 to U+2069, U+200E, U+200F, U+061C): in a file name they make
+// "invoice<U+202E>fdp.exe" look like "invoiceexe.pdf".
+func saveBidiControl(r rune) bool {
+	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069 || r == 0x200E || r == 0x200F || r == 0x061C
 }
 
 // SavedFile is the result of SaveStream.

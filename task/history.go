@@ -44,6 +44,11 @@ func OpenHistory(dataDir string) (*History, error) {
 		return nil, fmt.Errorf("open history: %w", err)
 	}
 	path := filepath.Join(dataDir, HistoryFile)
+	// Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the mode of
+	// the database file, so the run logs are never readable by others, not even briefly.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	// WAL lets readers (the window) work while a run writes; synchronous FULL makes each
 	// committed checkpoint survive a power cut; busy_timeout waits for other processes.
 	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"

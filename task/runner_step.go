@@ -98,6 +98,9 @@ func (ru *run) once(ctx context.Context, path string, s *Step, a actions.Action)
 	for k, v := range s.Params {
 		x, err := Expand(v, ru.lookup)
 		if err != nil {
+			if p, ok := sc.Param(k); ok && p.Kind == actions.KindSecret {
+				return fmt.Errorf("parameter %q: %s", k, secretRefProblem) // the error would quote the secret
+			}
 			return fmt.Errorf("parameter %q: %w", k, err)
 		}
 		expanded[k] = x

@@ -88,7 +88,13 @@ func (s *Store) Put(t *Task) error {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return fmt.Errorf("save task %q: %w", t.Name, err)
 	}
-	if err := oauthparams.WriteFileAtomic(filepath.Join(s.dir, FileName(t.Name)), data, 0o600); err != nil {
+	path := filepath.Join(s.dir, FileName(t.Name))
+	// Names that differ only in characters a file name cannot hold ("a/b", "a:b", "a_b")
+	// share a file: never replace another task that way.
+	if old, err := LoadFile(path); err == nil && !strings.EqualFold(strings.TrimSpace(old.Name), strings.TrimSpace(t.Name)) {
+		return fmt.Errorf("save task %q: its file %s already holds the task %q (the names differ only in characters a file name cannot hold): rename one of them", t.Name, path, old.Name)
+	}
+	if err := oauthparams.WriteFileAtomic(path, data, 0o600); err != nil {
 		return fmt.Errorf("save task %q: %w", t.Name, err)
 	}
 	return nil

@@ -12,6 +12,12 @@ import (
 // Version is the task file format this build reads and writes.
 const Version = 1
 
+// MaxFileSize is the largest task file Parse reads (16 MiB); larger files are refused.
+const MaxFileSize = 16 << 20
+
+// MaxNameLength is the longest task name accepted, in characters (names become file names).
+const MaxNameLength = 100
+
 // Task is one automation: steps run in order, started by hand or by its triggers. It is
 // stored as JSON, one file per task in the data folder.
 type Task struct {
@@ -82,9 +88,13 @@ type Trigger struct {
 // Parse reads a task file. Unknown fields are errors (a misspelt "parmas" would otherwise
 // be dropped silently), as is a version this build does not know.
 func Parse(r io.Reader) (*Task, error) {
-	data, err := io.ReadAll(io.LimitReader(r, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read task: %w", err)
+	}
+	if len(data) > MaxFileSize {
+		// Cutting the file short would only give a puzzling "unexpected end of JSON".
+		return nil, fmt.Errorf("task file is larger than %d MiB: a task is a few kilobytes of JSON; check that this is the right file", MaxFileSize>>20)
 	}
 	var probe struct {
 		Version *int `json:"version"`
@@ -97,6 +107,10 @@ func Parse(r io.Reader) (*Task, error) {
 	}
 	if *probe.Version != Version {
 		return nil, fmt.Errorf("task file version %d is not supported by this build (it reads version %d): update Mailwright", *probe.Version, Version)
+	}
+	// The probe above has checked the syntax and bounded the nesting depth.
+	if key, line, ok := duplicateKey(data); ok {
+		return nil, fmt.Errorf("task file line %d: %q is given twice in the same object: keep one (JSON would silently use the last)", line, key)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -147,4 +161,49 @@ func lineOf(data []byte, off int64) int {
 		off = int64(len(data))
 	}
 	return bytes.Count(data[:off], []byte("\n")) + 1
+}
+
+// duplicateKey finds the first key that appears twice in one object of data (compared
+// case-insensitively, as encoding/json matches field names), with its line. data must be
+// valid JSON of bounded depth (json.Unmarshal succeeded on it).
+func duplicateKey(data []byte) (key string, line int, found bool) {
+	type frame struct {
+		obj, wantKey bool
+		keys         map[string]bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", 0, false
+		}
+		if k, isString := tok.(string); isString && len(stack) > 0 && stack[len(stack)-1].wantKey {
+			top := stack[len(stack)-1]
+			lk := strings.ToLower(k)
+			if top.keys[lk] {
+				return k, lineOf(data, dec.InputOffset()), true
+			}
+			top.keys[lk] = true
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: in an object, a key comes next.
+		if len(stack) == 0 {
+			return "", 0, false
+		}
+		if top := stack[len(stack)-1]; top.obj {
+			top.wantKey = true
+		}
+	}
 }

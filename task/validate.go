@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mailwright/mailwright/actions"
 )
@@ -44,16 +46,19 @@ func (e *ValidationError) Error() string {
 // returns nil or a *ValidationError with every problem.
 func Validate(t *Task, reg *actions.Registry, extraVars ...string) error {
 	v := &validator{reg: reg, err: &ValidationError{Task: t.Name}}
-	if strings.TrimSpace(t.Name) == "" {
-		v.add("name", "the task needs a name")
-	}
+	v.name(t.Name)
 	known := map[string]bool{}
 	for _, n := range BuiltinVariables() {
 		known[n] = true
 	}
+	firstVar := map[string]int{}
 	for i, tv := range t.Variables {
 		if !ValidName(tv.Name) {
-			v.add(fmt.Sprintf("variables[%d].name", i), fmt.Sprintf("%q is not a variable name (letters, digits and _, not starting with a digit)", tv.Name))
+			v.add(fmt.Sprintf("variables[%d].name", i), fmt.Sprintf("%q is not a variable name (letters, digits and _, not starting with a digit)", clip(tv.Name)))
+		} else if j, dup := firstVar[tv.Name]; dup {
+			v.add(fmt.Sprintf("variables[%d].name", i), fmt.Sprintf("%q is also the name of variables[%d]: give each variable its own name", tv.Name, j))
+		} else {
+			firstVar[tv.Name] = i
 		}
 		known[tv.Name] = true
 	}
@@ -84,6 +89,26 @@ type validator struct {
 func (v *validator) add(path, msg string) {
 	v.err.Problems = append(v.err.Problems, Problem{Path: path, Message: msg})
 }
+
+// name checks the task's name, which also names its file, its history and its checkpoints.
+func (v *validator) name(name string) {
+	n := utf8.RuneCountInString(strings.TrimSpace(name))
+	switch {
+	case n == 0:
+		v.add("name", "the task needs a name")
+	case n > MaxNameLength:
+		v.add("name", fmt.Sprintf("the name is %d characters long: use at most %d", n, MaxNameLength))
+	case len(FileName(name)) > 255:
+		v.add("name", fmt.Sprintf("the name takes %d bytes as a file name, more than file systems allow (255): shorten it", len(FileName(name))))
+	}
+	if strings.ContainsFunc(name, unicode.IsControl) {
+		v.add("name", "the name must not contain control characters (line breaks, tabs, NUL, ...)")
+	}
+}
+
+// secretRefProblem is the message for a secret parameter whose braces do not make valid
+// {Variable} references. It never quotes the value: that would show part of the secret.
+const secretRefProblem = "the value has a { that does not start a reference to a defined {Variable} (the value is not shown because it is secret): write {{ for a literal {"
 
 // steps validates a list of steps; known grows with each step's outputs.
 func (v *validator) steps(path string, steps []Step, known map[string]bool) {
@@ -132,12 +157,21 @@ func (v *validator) params(path string, sc actions.Schema, raw map[string]string
 	for _, p := range sc.Params {
 		val, set := raw[p.Name]
 		refs, err := References(val)
+		secret := p.Kind == actions.KindSecret
 		if err != nil {
-			v.add(path+"."+p.Name, err.Error())
+			if secret {
+				v.add(path+"."+p.Name, secretRefProblem)
+			} else {
+				v.add(path+"."+p.Name, err.Error())
+			}
 			continue
 		}
 		for _, r := range refs {
 			if !known[r] {
+				if secret {
+					v.add(path+"."+p.Name, secretRefProblem)
+					break
+				}
 				v.add(path+"."+p.Name, fmt.Sprintf("unknown variable {%s}: define it under variables, or use an output of an earlier step", r))
 			}
 		}
