@@ -256,6 +256,7 @@ func taskImportCommand() Command {
 			st := task.NewStore(dd.Path)
 			reg := actions.NewDefaultRegistry()
 			var ts []*task.Task
+			seen := map[string]string{}
 			for _, f := range c.Args {
 				t, err := task.LoadFile(f)
 				if err != nil {
@@ -264,6 +265,11 @@ func taskImportCommand() Command {
 				if err := task.Validate(t, reg); err != nil {
 					return fmt.Errorf("%s: %w", f, err)
 				}
+				key := task.FileName(t.Name)
+				if other, dup := seen[key]; dup {
+					return fmt.Errorf("%s: task %q is also in %s: import one of them", f, t.Name, other)
+				}
+				seen[key] = f
 				if _, err := st.Get(t.Name); err == nil && !replace {
 					return fmt.Errorf("%s: a task named %q exists already: use --replace", f, t.Name)
 				}
