@@ -166,9 +166,14 @@ func imapLoopTokenize(expr string) ([]imapLoopToken, error) {
 // imapLoopSearchParser parses RFC 3501 search keys into imap.SearchCriteria, because
 // go-imap v2 sends only structured criteria.
 type imapLoopSearchParser struct {
-	toks []imapLoopToken
-	i    int
+	toks  []imapLoopToken
+	i     int
+	depth int // current nesting of NOT, OR and parentheses
 }
+
+// imapLoopMaxNesting bounds how deeply NOT, OR and parentheses may nest in a raw search:
+// far beyond any real expression, far below what would exhaust the stack.
+const imapLoopMaxNesting = 100
 
 // imapLoopParseSearch parses a raw IMAP SEARCH expression such as
 // `OR FROM "anna" FROM "ben" NOT SUBJECT "newsletter" SINCE 1-Jan-2024`.
@@ -232,6 +237,11 @@ func (p *imapLoopSearchParser) next(what string, after imapLoopToken) (imapLoopT
 func (p *imapLoopSearchParser) key() (imap.SearchCriteria, error) {
 	var c imap.SearchCriteria
 	t := p.toks[p.i]
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > imapLoopMaxNesting {
+		return c, fmt.Errorf("character %d: NOT, OR and parentheses nest more than %d deep: simplify the search", t.pos, imapLoopMaxNesting)
+	}
 	p.i++
 	if t.quoted {
 		return c, fmt.Errorf("character %d: %q is a string where a search key (FROM, SUBJECT, SINCE, …) was expected", t.pos, t.text)
