@@ -23,23 +23,23 @@ import (
 func badInputPOP3Session(t *testing.T, script []byte, starttls bool) {
 	cli, srv := net.Pipe()
 	go badInputIMAPServer(srv, script) // no tags in POP3: it just writes script and closes
-	stop := time.AfterFunc(2*time.Second, func() { cli.Close(); srv.Close() })
+	stop := time.AfterFunc(300*time.Millisecond, func() { cli.Close(); srv.Close() })
 	defer stop.Stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer cli.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		sec := SecurityNone
 		if starttls {
 			sec = SecuritySTARTTLS
 		}
-		c, err := pop3Open(ctx, cli, sec, &tls.Config{ServerName: "pop.example.test"}, time.Now().Add(2*time.Second))
+		c, err := pop3Open(ctx, cli, sec, &tls.Config{ServerName: "pop.example.test"}, time.Now().Add(300*time.Millisecond))
 		if err != nil {
 			return
 		}
-		c.conn.idle, c.conn.openDeadline = 2*time.Second, time.Time{}
+		c.conn.idle, c.conn.openDeadline = 300*time.Millisecond, time.Time{}
 		defer c.Close()
 		c.UserPass("alice", "pw")
 		POP3Authenticate(c, NewXOAuth2Client("alice", "token"))
