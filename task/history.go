@@ -155,26 +155,7 @@ func (h *History) Runs(task string, limit int) ([]RunRecord, error) {
 	if limit <= 0 {
 		limit = 50
 	}
-	rows, err := h.db.Query(`SELECT id, task, trigger, start_ms, end_ms, outcome, error, steps, items, failures FROM runs
-		WHERE (? = '' OR task = ?) ORDER BY start_ms DESC, id DESC LIMIT ?`, task, task, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read run history: %w", err)
-	}
-	defer rows.Close()
-	var out []RunRecord
-	for rows.Next() {
-		var r RunRecord
-		var start, end int64
-		if err := rows.Scan(&r.ID, &r.Task, &r.Trigger, &start, &end, &r.Outcome, &r.Error, &r.Steps, &r.Items, &r.Failures); err != nil {
-			return nil, fmt.Errorf("read run history: %w", err)
-		}
-		r.Start = time.UnixMilli(start)
-		if end > 0 {
-			r.End = time.UnixMilli(end)
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return h.query(`WHERE (? = '' OR task = ?) ORDER BY start_ms DESC, id DESC LIMIT ?`, task, task, limit)
 }
 
 // Run returns one run and its log lines.
