@@ -2,6 +2,7 @@ package oauthparams
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -22,11 +23,22 @@ func TestAuthorizeWithHeadlessChromium(t *testing.T) {
 	if err := s.Put(p); err != nil {
 		t.Fatal(err)
 	}
+	// Chromium may still be writing its profile when the test ends (it runs detached, as a
+	// user's browser would), so the profile is removed with retries rather than by t.TempDir.
+	profile, err := os.MkdirTemp("", "mw-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for i := 0; i < 50 && os.RemoveAll(profile) != nil; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	// The flags keep Chromium off the network (this machine has none) and quiet; --dump-dom
 	// makes it load the page, print it and exit.
 	t.Setenv("BROWSER", strings.Join([]string{bin, "--headless", "--no-sandbox", "--disable-gpu",
 		"--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-		"--disable-sync", "--user-data-dir=" + t.TempDir(), "--dump-dom"}, " "))
+		"--disable-sync", "--user-data-dir=" + profile, "--dump-dom"}, " "))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
