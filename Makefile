@@ -64,7 +64,7 @@ FUZZTIME ?= 5m
 # iteration of every benchmark (the long runs are `make fuzz` and `make bench`).
 test: vet
 	$(GO) test -race -count=1 -timeout 25m ./...
-	GO=$(GO) scripts/fuzz.sh 10s
+	FUZZ_FRESH=1 GO=$(GO) scripts/fuzz.sh 10s
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 bench: deps-test

@@ -387,14 +387,14 @@ func badInputIMAPServer(conn net.Conn, script []byte) {
 func badInputIMAPSession(t *testing.T, script []byte, starttls bool) {
 	cli, srv := net.Pipe()
 	go badInputIMAPServer(srv, script)
-	stop := time.AfterFunc(2*time.Second, func() { cli.Close(); srv.Close() }) // bounds a stuck session
+	stop := time.AfterFunc(300*time.Millisecond, func() { cli.Close(); srv.Close() }) // bounds a stuck session
 	defer stop.Stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer cli.Close()
 		if starttls {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			if tc, err := imapStartTLS(ctx, cli, &tls.Config{ServerName: "imap.example.test"}); err == nil {
 				tc.Close()
