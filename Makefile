@@ -14,6 +14,8 @@ BUILD_DEBS := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev
 	libxinerama-dev libxi-dev libxxf86vm-dev libwayland-dev libxkbcommon-dev
 # The test harness's real servers, and a real browser for the sign-in test.
 TEST_DEBS := $(BUILD_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond chromium
+# What `make bench` compares Mailwright with (scripts/bench/run.sh), and GNU time for peak RSS.
+BENCH_DEBS := isync fetchmail curl msmtp time
 
 # apt_install installs the packages of $(1) that are not installed yet; with none missing it
 # costs one dpkg-query, so a warm `make test` starts testing within seconds.
@@ -66,9 +68,14 @@ test: vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 	FUZZ_FRESH=1 GO=$(GO) scripts/fuzz.sh 10s
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	GO=$(GO) scripts/govulncheck.sh  # known vulnerabilities; skipped with a message when vuln.go.dev is unreachable
 
+# The Go benchmarks, then the comparison with mbsync, fetchmail, curl and msmtp (issue 7;
+# BENCH_LARGE=1 adds 100,000 messages, scripts/bench/run.sh lists the other settings).
 bench: deps-test
+	$(call apt_install,$(BENCH_DEBS))
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	GO=$(GO) scripts/bench/run.sh
 
 fuzz: deps-test
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)

@@ -51,7 +51,12 @@ func (IMAPDownload) Run(ctx context.Context, env *Env) error {
 	}
 	fallback := strconv.FormatUint(uint64(uid), 10) + ".eml"
 	name := SanitizeFileName(env.Params.String("file_name"), fallback)
-	body, err := imapMsgsOpenBody(ctx, s, mailbox, uid)
+	var body io.ReadCloser
+	if cur := env.Sessions.Current(); env.Params.String("uid") == "" && cur != nil && cur.Open != nil {
+		body, err = cur.Open(ctx) // the loop's message: served from its prefetch when it has it
+	} else {
+		body, err = imapMsgsOpenBody(ctx, s, mailbox, uid)
+	}
 	if err != nil {
 		return err
 	}

@@ -43,8 +43,8 @@ func (IMAPMailLoop) Schema() Schema {
 	return Schema{
 		ID: "imap.loop", Title: "IMAP Mail Loop", Group: "IMAP", IsLoop: true, Sessions: "imap",
 		Help: "Runs the steps inside it once per message of the selected folder that matches the filters (all filters must hold). " +
-			"It reads only the message's summary (never the body, never marking it read); Download, Parse Email, Move and flag steps " +
-			"inside use the current message. A message counts as done only when every step inside succeeded.",
+			"It reads the message's summary, never marking it read; Download, Parse Email, Move and flag steps inside use the current message " +
+			"(once they read messages, the loop fetches the next ones ahead into a temporary file). A message counts as done only when every step inside succeeded.",
 		Params: []Param{
 			ConnectionParam("imap"),
 			{Name: "unseen_only", Label: "Unread only", Kind: KindBool, Default: "false", Help: "Only messages without the \\Seen flag."},
@@ -67,7 +67,7 @@ func (IMAPMailLoop) Schema() Schema {
 				Choices: []string{imapLoopUIDVFail, imapLoopUIDVReprocess, imapLoopUIDVFromNow},
 				Help:    "With only new: what to do when the server renumbered the folder (it was recreated or restored). fail: stop with an error; reprocess: handle every message again; from_now: skip the messages there now."},
 			{Name: "mark_seen", Label: "Mark as read when done", Kind: KindBool, Default: "false", Help: "Set \\Seen on a message once every step inside the loop succeeded for it."},
-			{Name: "batch_size", Label: "Batch size", Kind: KindNumber, Default: "100", Advanced: true, Help: "How many message summaries to fetch per request."},
+			{Name: "batch_size", Label: "Batch size", Kind: KindNumber, Default: "100", Advanced: true, Help: "How many message summaries (and, once steps read messages, messages) to fetch per request."},
 		},
 		Outputs: imapLoopOutputs,
 	}
@@ -213,8 +213,12 @@ type imapLoopIter struct {
 	all   []imap.UID          // every match, ascending (only_new: to advance the checkpoint)
 	cp    *imapLoopCheckpoint // nil unless only_new
 	pos   int                 // index in uids of the next message
+	start int                 // uids[start:end] is the current window (batch)
 	end   int                 // uids[:end] have been fetched in batches
 	batch map[imap.UID]*imapclient.FetchMessageBuffer
+	pf    imapPrefetch // bodies of the current window fetched ahead
+	ahead *imapAhead   // the next window, being fetched in the background
+	large *imap.UIDSet // messages too large to fetch ahead (asked once)
 
 	cur      *CurrentMessage
 	curUID   imap.UID
@@ -228,44 +232,71 @@ func (it *imapLoopIter) Next(ctx context.Context) (bool, error) {
 		if err := ctx.Err(); err != nil {
 			return false, fmt.Errorf("IMAP Mail Loop: cancelled: %w", err)
 		}
+		if err := it.checkSelected(); err != nil {
+			return false, err
+		}
 		if it.pos >= it.end {
-			if err := it.fetchBatch(ctx); err != nil {
+			if err := it.nextWindow(ctx); err != nil {
 				return false, err
 			}
 		}
+		if err := it.maybePrefetch(ctx); err != nil {
+			return false, err
+		}
 		uid := it.uids[it.pos]
-		it.pos++
 		m := it.batch[uid]
+		if m != nil && m.Envelope == nil {
+			// Another command's response took the look-ahead's place: ask again.
+			var err error
+			if m, err = it.fetchOne(ctx, uid); err != nil {
+				return false, err
+			}
+		}
 		if m == nil {
+			it.pos++
 			it.env.Logger().Warn("imap loop: message is gone (another client moved or deleted it); skipping it", "folder", it.mailbox, "uid", uid)
 			continue
 		}
+		it.startAhead(ctx)
+		it.pos++
 		delete(it.batch, uid)
 		it.yield(m)
 		return true, nil
 	}
 	it.clearCurrent()
+	it.windowDone()
 	return false, nil
 }
 
-// fetchBatch fetches the summaries of the next batch of UIDs.
-func (it *imapLoopIter) fetchBatch(ctx context.Context) error {
+// checkSelected fails when a step inside the loop left another folder selected: the
+// loop's UIDs would then name other messages.
+func (it *imapLoopIter) checkSelected() error {
 	if cur, _, _, err := it.s.Selected(); err != nil {
 		return err
 	} else if cur != it.mailbox {
 		return fmt.Errorf("IMAP Mail Loop: connection %q now has folder %q selected instead of %q: a step inside the loop selected another folder; use a second connection for that", it.conn, cur, it.mailbox)
 	}
-	it.end = min(it.pos+it.batchSize, len(it.uids))
+	return nil
+}
+
+// fetchBatch fetches the summaries of the next batch of UIDs.
+func (it *imapLoopIter) fetchBatch(ctx context.Context) error {
+	if err := it.checkSelected(); err != nil {
+		return err
+	}
+	it.start, it.end = it.pos, min(it.pos+it.batchSize, len(it.uids))
 	var set imap.UIDSet
 	set.AddNum(it.uids[it.pos:it.end]...)
 	defer it.s.Watch(ctx)()
-	msgs, err := it.s.Client.Fetch(set, &imap.FetchOptions{UID: true, Flags: true, Envelope: true, RFC822Size: true, InternalDate: true,
-		BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}).Collect()
+	msgs, err := it.s.Client.Fetch(set, imapLoopSummaryOptions()).Collect()
 	if err != nil {
 		return imapMsgsErr(ctx, it.s, fmt.Sprintf("fetch message summaries from %q", it.mailbox), err)
 	}
 	it.batch = make(map[imap.UID]*imapclient.FetchMessageBuffer, len(msgs))
 	for _, m := range msgs {
+		if m.Envelope == nil {
+			m.Envelope = &imap.Envelope{}
+		}
 		it.batch[m.UID] = m
 	}
 	return nil
@@ -304,9 +335,9 @@ func (it *imapLoopIter) yield(m *imapclient.FetchMessageBuffer) {
 	env.SetVar("MessageIndex", strconv.Itoa(it.pos))
 	env.SetVar("MessageCount", strconv.Itoa(n))
 
-	s, mailbox, uid := it.s, it.mailbox, m.UID
+	uid := m.UID
 	it.cur = &CurrentMessage{Protocol: "imap", Session: it.conn, UID: uint32(uid), Size: m.RFC822Size,
-		Open: func(ctx context.Context) (io.ReadCloser, error) { return imapMsgsOpenBody(ctx, s, mailbox, uid) }}
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return it.open(ctx, uid) }}
 	it.curUID = uid
 	env.Sessions.SetCurrent(it.cur)
 	env.ReportProgress(int64(it.pos), int64(n), fmt.Sprintf("message %d of %d", it.pos, n))
@@ -354,6 +385,10 @@ func (it *imapLoopIter) Commit(ctx context.Context, ok bool) error {
 // Close implements Iterator; the session stays open.
 func (it *imapLoopIter) Close() error {
 	it.clearCurrent()
+	if a := it.waitAhead(); a != nil {
+		a.spool.close()
+	}
+	it.pf.release()
 	it.batch = nil
 	return nil
 }

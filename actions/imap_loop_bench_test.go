@@ -68,3 +68,31 @@ func BenchmarkIMAPLoop(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(n*b.N)/elapsed.Seconds(), "messages/s")
 }
+
+// BenchmarkIMAPLoopDownload is issue 7's scenario: IMAP Open (STARTTLS, password), Select,
+// then an IMAP Mail Loop with "only new" whose body is one IMAP Download Message step,
+// over 10,000 messages of 5,000 bytes, each saved durably (temporary file, fsync, rename,
+// folder fsync) into a fresh folder of the temporary directory. The checkpoint is kept in
+// memory (the task engine's SQLite store adds its own commit per message).
+func BenchmarkIMAPLoopDownload(b *testing.B) {
+	const n, size = 10_000, 5_000
+	dc := testmail.StartDovecot(b, testmail.DovecotOptions{})
+	dc.SeedN(b, testmail.DefaultUser().Name, "Bench", n, size)
+	te := newTestEnv(b)
+	te.log = slog.New(slog.DiscardHandler)
+	te.mustRun(NewIMAPOpen(), imapTestPasswordParams(dc, dc.IMAPPort, "starttls"))
+	te.mustRun(NewIMAPSelect(), map[string]string{"folder": "Bench"})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		dir := b.TempDir()
+		te.State = &memState{m: map[string]string{}}
+		got, err := te.loop(ctx, NewIMAPMailLoop(), map[string]string{"only_new": "true"}, true, func(int) error {
+			return te.run(ctx, NewIMAPDownload(), map[string]string{"folder": dir, "file_name": te.Var("MessageUID") + ".eml"})
+		})
+		if err != nil || got != n {
+			b.Fatalf("loop: %d messages, %v", got, err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "messages/s")
+}

@@ -20,13 +20,16 @@ import (
 // closed before the next command; a command sent while one is still open reads and
 // discards the rest of it first. A POP3Client is used by one goroutine at a time, except
 // Close, which any goroutine may call to abort (this is how a cancelled run stops a
-// blocked read). After a network error or Close every command returns the same error.
+// blocked read), and the goroutine of a background pipeline (StartRetrPipeline), which
+// every other command waits for. After a network error or Close every command returns
+// the same error.
 type POP3Client struct {
 	addr string
 	conn *pop3NetConn
 	br   *bufio.Reader
 	open *pop3DotReader    // multi-line answer not yet read to its end
 	caps map[string]string // CAPA: upper-case name → arguments; nil until asked
+	pipe *pop3Pipe         // pipelined answers a goroutine is still reading, or nil
 
 	mu  sync.Mutex
 	err error // why the connection is unusable; nil while it works
@@ -90,9 +93,13 @@ func (c *POP3Client) fail(err error) error {
 	return err
 }
 
-// ready returns the reason the connection cannot take a command, after finishing an
-// open multi-line answer.
+// ready returns the reason the connection cannot take a command, after the answers of
+// a background pipeline (StartRetrPipeline) and an open multi-line answer are read.
 func (c *POP3Client) ready() error {
+	if c.pipe != nil {
+		<-c.pipe.done
+		c.pipe = nil
+	}
 	if err := c.Err(); err != nil {
 		return err
 	}

@@ -73,7 +73,12 @@ func (POP3Download) Run(ctx context.Context, env *Env) error {
 		name = tgt.UIDL + ".eml"
 	}
 	name = SanitizeFileName(name, fallback)
-	r, err := s.Retr(ctx, tgt.Number)
+	var r io.ReadCloser
+	if cur := env.Sessions.Current(); tgt.Loop && cur != nil && cur.Open != nil {
+		r, err = cur.Open(ctx) // the loop's message: served from its prefetch when it has it
+	} else {
+		r, err = s.Retr(ctx, tgt.Number)
+	}
 	if err != nil {
 		return err
 	}

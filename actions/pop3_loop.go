@@ -122,6 +122,7 @@ type pop3Iter struct {
 	pos       int        // next item to yield
 	metas     []pop3Meta // headers of items[metaStart:]
 	metaStart int
+	pf        pop3Prefetch    // bodies fetched ahead
 	cur       *pop3Item       // yielded, not yet committed
 	curMsg    *CurrentMessage // what the loop set as the run's current message
 	done      int             // committed with ok
@@ -144,13 +145,11 @@ func (it *pop3Iter) plan(onlyNew, newest bool, larger, smaller int64, max int) e
 	if err != nil {
 		return fmt.Errorf("pop3 UIDL on %s (\"Only new messages\" needs it): %w", s.Server, err)
 	}
-	byNum := make(map[int]string, len(uidls))
-	onServer := make(map[string]bool, len(uidls))
-	for _, u := range uidls {
-		byNum[u.Number] = u.UIDL
-		onServer[u.UIDL] = true
-	}
 	if onlyNew {
+		onServer := make(map[string]bool, len(uidls))
+		for _, u := range uidls {
+			onServer[u.UIDL] = true
+		}
 		if it.seen, err = loadPOP3Seen(it.env.State); err != nil {
 			return err
 		}
@@ -159,8 +158,16 @@ func (it *pop3Iter) plan(onlyNew, newest bool, larger, smaller int64, max int) e
 		}
 	}
 	skipped := 0
+	it.items = make([]pop3Item, 0, len(list))
+	u := 0 // LIST and UIDL are both in number order: join them without a map
 	for _, e := range list {
-		item := pop3Item{Number: e.Number, UIDL: byNum[e.Number], Size: e.Size}
+		for u < len(uidls) && uidls[u].Number < e.Number {
+			u++
+		}
+		item := pop3Item{Number: e.Number, Size: e.Size}
+		if u < len(uidls) && uidls[u].Number == e.Number {
+			item.UIDL = uidls[u].UIDL
+		}
 		switch {
 		case s.Deleted(item.Number):
 		case it.seen != nil && (item.UIDL == "" || it.seen.Has(item.UIDL)):
@@ -232,13 +239,13 @@ func (it *pop3Iter) Next(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	defer it.s.Watch(ctx)()
-	if it.pos >= it.metaStart+len(it.metas) {
-		if err := it.fetchHeaders(); err != nil {
-			return false, pop3CtxErr(ctx, err)
-		}
+	it.maybePrefetch(ctx)
+	m, err := it.meta()
+	if err != nil {
+		return false, pop3CtxErr(ctx, err)
 	}
 	item := it.items[it.pos]
-	m := it.metas[it.pos-it.metaStart]
+	pos := it.pos
 	it.pos++
 	it.cur = &item
 	for _, v := range [][2]string{
@@ -251,12 +258,31 @@ func (it *pop3Iter) Next(ctx context.Context) (bool, error) {
 	}
 	s, n := it.s, item.Number
 	it.curMsg = &CurrentMessage{Protocol: "pop3", Session: s.Name, Number: n, UIDL: item.UIDL, Size: item.Size,
-		Open: func(ctx context.Context) (io.ReadCloser, error) { return s.Retr(ctx, n) }}
+		Open: func(ctx context.Context) (io.ReadCloser, error) { return it.open(ctx, pos, n) }}
 	it.env.Sessions.SetCurrent(it.curMsg)
 	s.setLoopItem(n)
 	it.env.ReportProgress(int64(it.pos), int64(len(it.items)), "message "+strconv.Itoa(it.pos)+" of "+strconv.Itoa(len(it.items)))
 	it.log.Debug("pop3 mail loop message", "index", it.pos, "number", n, "uidl", item.UIDL, "size", item.Size, "subject", m.Subject)
 	return true, nil
+}
+
+// meta returns the header variables of items[pos]: read from its body when it was
+// fetched ahead, else from TOP in batches.
+func (it *pop3Iter) meta() (pop3Meta, error) {
+	pos := it.pos
+	e, j, ok := it.entry(pos)
+	if ok && e.err != nil {
+		return pop3Meta{}, fmt.Errorf("pop3 RETR %d on %s: %w", it.items[pos].Number, it.s.Server, e.err)
+	}
+	if ok && e.stored {
+		return pop3ParseHeader(io.LimitReader(j.spool.reader(e.span), pop3HeaderLimit), it.br), nil
+	}
+	if pos < it.metaStart || pos >= it.metaStart+len(it.metas) {
+		if err := it.fetchHeaders(); err != nil {
+			return pop3Meta{}, err
+		}
+	}
+	return it.metas[pos-it.metaStart], nil
 }
 
 // fetchHeaders reads the headers of the next batch of items.
@@ -343,6 +369,7 @@ func (it *pop3Iter) Close() error {
 		it.drop("the loop ended before its steps finished")
 	}
 	it.clearCurrent()
+	it.releaseAll()
 	it.log.Info(fmt.Sprintf("pop3 mail loop finished: %d message(s) succeeded, %d failed", it.done, it.failed))
 	return nil
 }

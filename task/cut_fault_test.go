@@ -236,9 +236,6 @@ func pop3OpenStep(dc *testmail.Dovecot, port int) Step {
 func TestFaultPOP3RetrCut(t *testing.T) {
 	for _, sz := range cutSizes {
 		t.Run(sz.name, func(t *testing.T) {
-			if sz.name == "ahead" {
-				t.Skip("BUG: data race when the connection is cut during the POP3 look-ahead: actions/pop3_prefetch.go:162 (pop3Iter.entry, from Next) reads what :138 (startJob's pipeline callback) writes without synchronisation; -race reports it in about 1 run of 8 under load")
-			}
 			pop3RetrCut(t, sz.size)
 		})
 	}
