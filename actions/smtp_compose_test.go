@@ -338,23 +338,62 @@ func TestSMTPComposeReplyHeaders(t *testing.T) {
 	}
 }
 
-func TestSMTPComposeFile(t *testing.T) {
+// TestSMTPComposeMessage: a small message stays in memory; one with a large attachment
+// spills into a temporary file (mode 0600) that remove deletes. Both read back the same
+// bytes as composing in memory, twice (DATA, then APPEND to Sent).
+func TestSMTPComposeMessage(t *testing.T) {
 	m := &smtpMessage{From: smtpTestAddr(t, "a@example.test"), To: []*mail.Address{smtpTestAddr(t, "b@example.test")},
 		Subject: "file", Text: "body", Date: time.Now(), MessageID: "x@example.test"}
-	path, size, err := smtpComposeFile(context.Background(), m)
+	small, err := smtpComposeMessage(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.Remove(path)
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(path)
 	// A single-part message has no random boundary: composing again gives the same bytes.
-	if fi.Mode().Perm() != 0o600 || fi.Size() != size || !bytes.Equal(data, smtpTestCompose(t, m)) {
-		t.Fatalf("mode %v, size %d (reported %d), same bytes as composed in memory: %v", fi.Mode().Perm(), fi.Size(), size, bytes.Equal(data, smtpTestCompose(t, m)))
+	want := smtpTestCompose(t, m)
+	if small.path != "" || small.size != int64(len(want)) || !bytes.Equal(smtpTestReadComposed(t, small), want) {
+		t.Fatalf("small message: file %q, size %d, same bytes: %v", small.path, small.size, bytes.Equal(smtpTestReadComposed(t, small), want))
 	}
+
+	dir := t.TempDir()
+	atts, err := smtpExpandAttachments([]string{smtpTestFile(t, dir, "a.bin", bytes.Repeat([]byte("attachment "), 200_000))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Attachments = atts
+	big, err := smtpComposeMessage(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(big.path)
+	if err != nil {
+		t.Fatalf("a %d-byte message is not in a file: %v", big.size, err)
+	}
+	first := smtpTestReadComposed(t, big)
+	if fi.Mode().Perm() != 0o600 || fi.Size() != big.size || int64(len(first)) != big.size || !bytes.Equal(first, smtpTestReadComposed(t, big)) {
+		t.Fatalf("mode %v, size %d (reported %d, read %d)", fi.Mode().Perm(), fi.Size(), big.size, len(first))
+	}
+	if !bytes.Contains(first, []byte("Subject: file")) || big.size <= smtpComposedMemMax {
+		t.Fatalf("spilled message: %d bytes, headers kept: %v", big.size, bytes.Contains(first, []byte("Subject: file")))
+	}
+	big.remove()
+	if _, err := os.Stat(big.path); !os.IsNotExist(err) {
+		t.Fatalf("the temporary file is still there: %v", err)
+	}
+}
+
+// smtpTestReadComposed reads a composed message whole.
+func smtpTestReadComposed(t *testing.T, m *smtpComposed) []byte {
+	t.Helper()
+	r, err := m.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func TestSMTPComposeCancelled(t *testing.T) {
@@ -368,7 +407,7 @@ func TestSMTPComposeCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	before, _ := filepath.Glob(filepath.Join(os.TempDir(), "mailwright-send-*.eml"))
-	if _, _, err := smtpComposeFile(ctx, m); !errors.Is(err, context.Canceled) {
+	if _, err := smtpComposeMessage(ctx, m); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if after, _ := filepath.Glob(filepath.Join(os.TempDir(), "mailwright-send-*.eml")); len(after) > len(before) {

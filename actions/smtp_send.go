@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -98,13 +97,14 @@ func (a smtpSend) Run(ctx context.Context, env *Env) error {
 		}
 	}
 
-	path, size, err := smtpComposeFile(ctx, msg)
+	composed, err := smtpComposeMessage(ctx, msg)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(path)
+	defer composed.remove()
+	size := composed.size
 
-	if err := a.transmit(ctx, env, cfg, msg.From.Address, rcpts, path, size); err != nil {
+	if err := a.transmit(ctx, env, cfg, msg.From.Address, rcpts, composed); err != nil {
 		return err
 	}
 	id := "<" + msg.MessageID + ">"
@@ -113,7 +113,7 @@ func (a smtpSend) Run(ctx context.Context, env *Env) error {
 	env.Logger().Info("sent message", "message_id", id, "recipients", len(rcpts), "bytes", size, "server", cfg.Addr())
 
 	if sent != nil {
-		if err := smtpSaveSent(ctx, sent, folder, path, size, msg.Date); err != nil {
+		if err := smtpSaveSent(ctx, sent, folder, composed, msg.Date); err != nil {
 			// Not wrapped (%v): a retry policy must not take this for a temporary failure
 			// and send the message again.
 			return fmt.Errorf("the message WAS sent to %d recipient(s) (Message-ID %s), do not send it again; but saving the copy in IMAP folder %q on %s failed: %v",
@@ -141,15 +141,31 @@ func smtpParseConn(params Values) (ConnConfig, error) {
 	return ParseConn("smtp", vals)
 }
 
-// transmit sends the composed file over the run's kept connection (or a new one).
-func (smtpSend) transmit(ctx context.Context, env *Env, cfg ConnConfig, from string, rcpts []string, path string, size int64) error {
-	s, reused, err := smtpAcquire(ctx, env, cfg)
-	if err != nil {
+// transmit sends the composed message over the run's kept connection (or a new one). A
+// kept connection is used without a check first; when it turns out dead at MAIL FROM
+// (the server closed it while idle, or answered 421), nothing was sent, so a new
+// connection is opened and the message sent over it.
+func (a smtpSend) transmit(ctx context.Context, env *Env, cfg ConnConfig, from string, rcpts []string, msg *smtpComposed) error {
+	for attempt := 0; ; attempt++ {
+		s, reused, err := smtpAcquire(ctx, env, cfg)
+		if err != nil {
+			return err
+		}
+		env.Logger().Debug("smtp connection", "server", s.Server, "reused", reused)
+		err = a.transmitOnce(ctx, env, cfg, s, from, rcpts, msg)
+		var stale *smtpStaleError
+		if reused && attempt == 0 && errors.As(err, &stale) {
+			env.Logger().Info("the kept SMTP connection no longer works; reconnecting", "server", s.Server, "error", stale.err.Error())
+			continue
+		}
 		return err
 	}
-	env.Logger().Debug("smtp connection", "server", s.Server, "reused", reused)
+}
+
+// transmitOnce sends the message over s, dropping s from the run when it broke.
+func (smtpSend) transmitOnce(ctx context.Context, env *Env, cfg ConnConfig, s *SMTPSession, from string, rcpts []string, msg *smtpComposed) error {
 	stop := s.watch(ctx)
-	err = s.send(from, rcpts, path, size, func(done int64) { env.ReportProgress(done, size, "sending the message") })
+	err := s.send(from, rcpts, msg, func(done int64) { env.ReportProgress(done, msg.size, "sending the message") })
 	cancelled := stop()
 	if cancelled || s.isBroken() {
 		env.Sessions.Remove(smtpSessionKey(cfg))
@@ -279,24 +295,24 @@ func smtpEnsureFolder(ctx context.Context, s *IMAPSession, folder string) error 
 	return nil
 }
 
-// smtpSaveSent appends the file at path to folder with \Seen.
-func smtpSaveSent(ctx context.Context, s *IMAPSession, folder, path string, size int64, date time.Time) error {
+// smtpSaveSent appends the composed message to folder with \Seen.
+func smtpSaveSent(ctx context.Context, s *IMAPSession, folder string, msg *smtpComposed, date time.Time) error {
 	defer s.Watch(ctx)()
-	err := smtpAppend(s, folder, path, size, date)
+	err := smtpAppend(s, folder, msg, date)
 	if err != nil && ctx.Err() != nil {
 		return fmt.Errorf("cancelled (%w)", ctx.Err())
 	}
 	return err
 }
 
-// smtpAppend streams the file at path into folder with APPEND.
-func smtpAppend(s *IMAPSession, folder, path string, size int64, date time.Time) error {
-	f, err := os.Open(path)
+// smtpAppend streams the composed message into folder with APPEND.
+func smtpAppend(s *IMAPSession, folder string, msg *smtpComposed, date time.Time) error {
+	f, err := msg.open()
 	if err != nil {
-		return fmt.Errorf("open the composed message: %w", err)
+		return err
 	}
 	defer f.Close()
-	cmd := s.Client.Append(folder, size, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
+	cmd := s.Client.Append(folder, msg.size, &imap.AppendOptions{Flags: []imap.Flag{imap.FlagSeen}, Time: date})
 	if _, err := io.Copy(cmd, f); err != nil {
 		cmd.Close()
 		return err

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/emersion/go-smtp"
@@ -40,6 +39,19 @@ func (e *smtpRecipientsError) Error() string {
 		e.Server, len(e.Refused), strings.Join(e.Refused, "; "))
 }
 
+// smtpStaleError is a connection that failed at MAIL FROM, the first command of a
+// transaction (closed by the server, or a 421 reply): nothing was sent, so the message can
+// go out over a new connection.
+type smtpStaleError struct {
+	server string
+	err    error
+}
+
+func (e *smtpStaleError) Error() string {
+	return fmt.Sprintf("smtp %s: the connection failed at MAIL FROM (%s); nothing was sent", e.server, smtpSMTPErrorText(e.err))
+}
+func (e *smtpStaleError) Unwrap() error { return e.err }
+
 // smtpSMTPErrorText formats a server reply.
 func smtpSMTPErrorText(err error) string {
 	var se *smtp.SMTPError
@@ -71,9 +83,10 @@ func isSMTPReply(err error) bool {
 
 // send runs one mail transaction: MAIL FROM, RCPT TO for every recipient (any refusal
 // aborts the transaction with RSET and names the refused addresses), DATA streamed from
-// the file at path. A failure that leaves the connection unusable marks it broken.
-func (s *SMTPSession) send(from string, rcpts []string, path string, size int64, progress func(done int64)) (err error) {
+// the composed message. A failure that leaves the connection unusable marks it broken.
+func (s *SMTPSession) send(from string, rcpts []string, msg *smtpComposed, progress func(done int64)) (err error) {
 	c := s.Client
+	size := msg.size
 	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && size > int64(limit) {
 		return fmt.Errorf("smtp %s: the message is %d bytes but the server accepts at most %d: send smaller attachments", s.Server, size, limit)
 	}
@@ -84,9 +97,10 @@ func (s *SMTPSession) send(from string, rcpts []string, path string, size int64,
 	}
 	opts.UTF8 = utf8
 	if err := s.note(c.Mail(from, opts)); err != nil {
-		if isSMTPReply(err) {
-			_ = c.Reset()
+		if !isSMTPReply(err) {
+			return &smtpStaleError{server: s.Server, err: err}
 		}
+		_ = c.Reset()
 		return fmt.Errorf("smtp %s refused the sender <%s>: %w", s.Server, from, smtpReply(err))
 	}
 	var refused []string
@@ -104,10 +118,10 @@ func (s *SMTPSession) send(from string, rcpts []string, path string, size int64,
 		_ = s.note(c.Reset())
 		return &smtpRecipientsError{Server: s.Server, Refused: refused, replies: replies}
 	}
-	f, err := os.Open(path)
+	f, err := msg.open()
 	if err != nil {
 		_ = c.Reset()
-		return fmt.Errorf("open the composed message: %w", err)
+		return err
 	}
 	defer f.Close()
 	w, err := c.Data()
