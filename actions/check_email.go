@@ -124,11 +124,11 @@ func (s checkState) save(env *Env, key string) error {
 }
 
 func checkIMAP(ctx context.Context, env *Env, cc ConnConfig, mode string) error {
-	c, err := OpenIMAP(ctx, cc, env.Tokens)
+	s, err := imapOpenSession(ctx, "check", cc, env.Tokens, `try again later, or raise "Timeout"`)
 	if err != nil {
 		return err
 	}
-	s := NewIMAPSession("check", cc.Addr(), c)
+	c := s.Client
 	defer s.Close()
 	defer s.Watch(ctx)()
 	folder := imapFolderName(env.Params.String("folder"))
@@ -164,7 +164,7 @@ func checkIMAP(ctx context.Context, env *Env, cc ConnConfig, mode string) error 
 			n = 0 // nothing arrived: no SELECT needed
 		default:
 			if n, err = checkIMAPSince(ctx, s, folder, prev.UIDNext); err != nil {
-				return fmt.Errorf("check for email in %q on %s: %w", folder, cc.Addr(), imapCtxErr(ctx, err))
+				return fmt.Errorf("check for email in %q on %s: %w", folder, cc.Addr(), imapCtxErr(ctx, s, err))
 			}
 		}
 		if err := now.save(env, key); err != nil {

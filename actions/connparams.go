@@ -68,7 +68,7 @@ func ConnParams(protocol string, allowNoAuth bool) []Param {
 		{Name: "mechanism", Label: "SASL mechanism", Kind: KindEnum, Choices: []string{"", MechXOAuth2, MechOAuthBearer, MechPlain, MechLogin}, Advanced: true,
 			Help: "Empty: XOAUTH2 for OAuth, PLAIN for passwords. OAUTHBEARER (RFC 7628) or LOGIN when the server needs them."},
 		{Name: "ca_file", Label: "CA certificate file", Kind: KindFile, Advanced: true, Help: "PEM file of the certificate authority that signed the server's certificate; empty means the system roots."},
-		{Name: "timeout", Label: "Timeout", Kind: KindDuration, Default: "30s", Advanced: true, Help: "Limit for connecting, TLS and logging in. Later commands end when the run is cancelled or the server stops answering."},
+		{Name: "timeout", Label: "Timeout", Kind: KindDuration, Default: "30s", Advanced: true, Help: "Limit for connecting, TLS and logging in, and how long a step waits for a server that sends nothing before it fails."},
 		{Name: "allow_insecure_auth", Label: "Allow login without TLS", Kind: KindBool, Default: "false", Advanced: true,
 			Help: "With security none, sending a password or token needs this set to true. Never needed with tls or starttls."},
 	}

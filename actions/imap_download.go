@@ -106,8 +106,12 @@ func imapMsgsTarget(env *Env) (*IMAPSession, imap.UID, error) {
 	return s, imap.UID(cur.UID), nil
 }
 
-// imapMsgsErr wraps a failed IMAP command for the user; a cancelled run says so.
+// imapMsgsErr wraps a failed IMAP command for the user; a cancelled run says so, and so
+// does a connection the stall guard closed.
 func imapMsgsErr(ctx context.Context, s *IMAPSession, what string, err error) error {
+	if serr := s.stallErr(); serr != nil {
+		return fmt.Errorf("imap %s on %s: %w", what, s.Server, serr)
+	}
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("imap %s on %s: cancelled: %w", what, s.Server, cerr)
 	}

@@ -80,7 +80,7 @@ func (IMAPFolderInfo) Run(ctx context.Context, env *Env) error {
 	if pattern := env.Params.String("list_pattern"); pattern != "" {
 		list, err := s.Client.List("", pattern, nil).Collect()
 		if err != nil {
-			return fmt.Errorf("%s: list %q: %w", where, pattern, imapCtxErr(ctx, err))
+			return fmt.Errorf("%s: list %q: %w", where, pattern, imapCtxErr(ctx, s, err))
 		}
 		for _, l := range list {
 			names = append(names, l.Mailbox)

@@ -35,18 +35,24 @@ func OpenIMAP(ctx context.Context, c ConnConfig, tokens TokenProvider) (*imapcli
 
 // imapOpen is OpenIMAP; fixSASL false leaves go-imap's SASL bug in place (tests only).
 func imapOpen(ctx context.Context, c ConnConfig, tokens TokenProvider, fixSASL bool) (*imapclient.Client, error) {
+	client, _, err := imapOpenConn(ctx, c, tokens, fixSASL)
+	return client, err
+}
+
+// imapOpenConn is imapOpen; it also returns the connection go-imap talks over.
+func imapOpenConn(ctx context.Context, c ConnConfig, tokens TokenProvider, fixSASL bool) (*imapclient.Client, *imapConn, error) {
 	d, err := imapDial(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c = d.c // with the defaults imapDial applied
 	d.conn.mu.Lock()
 	d.conn.fixSASL = fixSASL
 	d.conn.mu.Unlock()
 	addr := c.Addr()
-	fail := func(err error) (*imapclient.Client, error) {
+	fail := func(err error) (*imapclient.Client, *imapConn, error) {
 		d.abort()
-		return nil, err
+		return nil, nil, err
 	}
 	if c.Auth != AuthNone && !d.tls && !c.AllowInsecureAuth {
 		what := map[bool]string{true: "token", false: "password"}[c.Auth == AuthOAuth]
@@ -76,9 +82,9 @@ func imapOpen(ctx context.Context, c ConnConfig, tokens TokenProvider, fixSASL b
 		}
 	}
 	if err := d.finish(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return d.client, nil
+	return d.client, d.conn, nil
 }
 
 // lost explains a login attempt that failed because the connection ended (imapGuard's
@@ -183,16 +189,19 @@ func (IMAPOpen) Run(ctx context.Context, env *Env) error {
 	if name == "" {
 		name = DefaultIMAPConnection
 	}
-	client, err := OpenIMAP(ctx, c, env.Tokens)
+	s, err := imapOpenSession(ctx, name, c, env.Tokens, imapStallDefaultAdvice)
 	if err != nil {
 		return err
 	}
-	s := NewIMAPSession(name, c.Addr(), client)
 	s.Account = imapOpenUser(c, env.Tokens)
 	stop := s.Watch(ctx)
-	caps := client.Caps() // go-imap asks again after login; bounded by ctx through Watch
+	caps := s.Client.Caps() // go-imap asks again after login; bounded by ctx and the stall guard through Watch
 	stop()
-	if err := ctx.Err(); err != nil {
+	err = s.stallErr()
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
 		s.Close()
 		return fmt.Errorf("imap open %s: %w", c.Addr(), err)
 	}
@@ -212,15 +221,6 @@ func imapOpenUser(c ConnConfig, tokens TokenProvider) string {
 		return "(account of " + c.ParamSet + ")"
 	}
 	return acct
-}
-
-// imapCtxErr returns ctx's error when ctx has ended (the command failed because Watch
-// closed the connection), else err.
-func imapCtxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (the connection was closed; open it again to continue)", cerr)
-	}
-	return err
 }
 
 // imapConn is the connection go-imap's client talks over: above TLS, so it sees the IMAP
@@ -248,6 +248,9 @@ type imapConn struct {
 
 	guard    imapGuard // used by Read only (go-imap's one reader goroutine)
 	guardErr error     // sticky, under mu: why the server's data was refused
+
+	tcp   net.Conn  // the TCP socket under TLS (the stall guard closes it); nil in tests
+	stall imapStall // fails a silent server while a step waits (see imapStall)
 }
 
 // refused returns why imapGuard refused the server's data, or nil.
@@ -262,12 +265,18 @@ func (c *imapConn) Read(b []byte) (int, error) {
 	if err := c.refused(); err != nil {
 		return 0, err
 	}
+	if err := c.stallReadBegin(); err != nil {
+		return 0, err
+	}
 	var n int
 	var err error
 	if c.r != nil {
 		n, err = c.r.Read(b)
 	} else {
 		n, err = c.Conn.Read(b)
+	}
+	if serr := c.stallReadEnd(); serr != nil && err != nil {
+		err = serr // the guard closed the connection: say why
 	}
 	safe, gerr := c.guard.scan(b[:n])
 	if gerr != nil {

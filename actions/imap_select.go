@@ -66,11 +66,11 @@ func (IMAPSelect) Run(ctx context.Context, env *Env) error {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if err := s.Client.Create(folder, nil).Wait(); err != nil {
-			return fmt.Errorf("%s: create the folder: %w", where, imapCtxErr(ctx, err))
+			return fmt.Errorf("%s: create the folder: %w", where, imapCtxErr(ctx, s, err))
 		}
 		env.Logger().Info("created folder "+strconv.Quote(folder), "connection", s.Name)
 		if st, err = s.Client.Status(folder, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, NumUnseen: true}).Wait(); err != nil {
-			return fmt.Errorf("%s: %w", where, imapCtxErr(ctx, err))
+			return fmt.Errorf("%s: %w", where, imapCtxErr(ctx, s, err))
 		}
 	}
 
@@ -82,7 +82,7 @@ func (IMAPSelect) Run(ctx context.Context, env *Env) error {
 	if err != nil {
 		// A failed SELECT leaves no folder selected (RFC 9051 section 6.3.2).
 		s.SetSelected("", false, 0)
-		return fmt.Errorf("%s: %w", where, imapCtxErr(ctx, err))
+		return fmt.Errorf("%s: %w", where, imapCtxErr(ctx, s, err))
 	}
 	s.SetSelected(folder, readOnly, sel.UIDValidity)
 	uidNext := sel.UIDNext
@@ -124,14 +124,14 @@ var errIMAPNoFolder = errors.New("no such folder")
 func imapFolderError(ctx context.Context, s *IMAPSession, folder string, err error) error {
 	var imapErr *imap.Error
 	if !errors.As(err, &imapErr) || imapErr.Type != imap.StatusResponseTypeNo {
-		return imapCtxErr(ctx, err)
+		return imapCtxErr(ctx, s, err)
 	}
 	list, lerr := s.Client.List("", "*", nil).Collect()
 	if lerr != nil {
 		if imapErr.Code == imap.ResponseCodeNonExistent {
 			return fmt.Errorf("%w (%v): check \"Folder\"", errIMAPNoFolder, err)
 		}
-		return imapCtxErr(ctx, err)
+		return imapCtxErr(ctx, s, err)
 	}
 	names := make([]string, 0, len(list))
 	for _, l := range list {

@@ -20,6 +20,10 @@ type IMAPSession struct {
 	// Account is the user logged in as (set by IMAP Open); loops key their checkpoints by it.
 	Account string
 
+	// conn is the connection under Client when the session has a stall guard (sessions of
+	// IMAP Open and Check for Email; see imapStall), else nil.
+	conn *imapConn
+
 	mu          sync.Mutex
 	mailbox     string // selected mailbox, "" when none
 	readOnly    bool
@@ -35,7 +39,9 @@ func NewIMAPSession(name, server string, c *imapclient.Client) *IMAPSession {
 // Protocol implements Session.
 func (s *IMAPSession) Protocol() string { return "imap" }
 
-// Close logs out and closes the connection. Closing twice is harmless.
+// Close logs out and closes the connection. Closing twice is harmless. LOGOUT waits for a
+// silent server no longer than the stall guard allows, and not at all once the guard
+// closed the connection.
 func (s *IMAPSession) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -44,7 +50,16 @@ func (s *IMAPSession) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	if s.stallErr() != nil {
+		_ = s.Client.Close() // the failed step has said why
+		return nil
+	}
+	stop := s.conn.stallWatch()
 	err := s.Client.Logout().Wait()
+	stop()
+	if serr := s.stallErr(); serr != nil {
+		err = serr
+	}
 	if cerr := s.Client.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
@@ -78,7 +93,13 @@ func (s *IMAPSession) Caps() imap.CapSet { return s.Client.Caps() }
 // Watch closes the connection if ctx is cancelled before stop is called, because go-imap
 // commands take no context: a cancelled run then returns promptly instead of waiting for
 // the server. Use as `defer s.Watch(ctx)()`. After a cancel the session is unusable.
+//
+// Until stop, the session's stall guard also closes the connection when the server sends
+// nothing for the connection's timeout while the client waits to read (see imapStall);
+// the failed commands then report why through imapCtxErr and imapMsgsErr. Watch calls may
+// nest and run concurrently.
 func (s *IMAPSession) Watch(ctx context.Context) (stop func()) {
+	unstall := s.conn.stallWatch()
 	stopCh := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -94,7 +115,7 @@ func (s *IMAPSession) Watch(ctx context.Context) (stop func()) {
 	}()
 	var once sync.Once
 	return func() {
-		once.Do(func() { close(stopCh); <-done })
+		once.Do(func() { close(stopCh); <-done; unstall() })
 	}
 }
 
