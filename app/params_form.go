@@ -1,7 +1,6 @@
 package app
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +9,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -19,23 +17,6 @@ import (
 
 // paramsTokenMask stands in for a stored refresh token: the form never holds the token.
 const paramsTokenMask = "●●●●●●●●●●●●●●●● stored"
-
-// paramsFieldLabels names the fields of Problem.Field as the form labels them.
-var paramsFieldLabels = map[string]string{
-	"name": "Record Name", "account": "Client Account", "client_id": "Client ID",
-	"client_secret": "Client Secret", "auth_url": "Authorization Endpoint",
-	"token_url": "Access Token Endpoint", "scope": "Scope", "device_url": "Device Endpoint",
-	"redirect_url": "Redirect URL", "extra_params": "Extra Parameters",
-}
-
-// paramsFieldKey maps a Problem.Field to the form field showing it ("extra_params.x" to
-// "extra_params").
-func paramsFieldKey(field string) string {
-	if k, _, ok := strings.Cut(field, "."); ok {
-		return k
-	}
-	return field
-}
 
 func (p *ParamsScreen) buildForm() {
 	entry := func(placeholder string) *widget.Entry {
@@ -195,20 +176,6 @@ func paramsClearTokens(set *oauthparams.ParamSet) {
 	set.GrantedScope, set.SignInNeeded = "", ""
 }
 
-// formProblems validates the form: ParamSet.Validate plus the Extra Parameters syntax.
-func (p *ParamsScreen) formProblems() (oauthparams.ParamSet, []oauthparams.Problem) {
-	set, probs := p.formSet()
-	if err := set.Validate(); err != nil {
-		var ve oauthparams.ValidationError
-		if errors.As(err, &ve) {
-			probs = append(ve.Problems, probs...)
-		} else {
-			probs = append(probs, oauthparams.Problem{Field: "name", Message: err.Error()})
-		}
-	}
-	return set, probs
-}
-
 // formKey captures every editable value, to tell whether the form changed.
 func (p *ParamsScreen) formKey() string {
 	return fmt.Sprintf("%q", []string{p.Name.Text, p.Account.Text, p.ClientID.Text, p.ClientSecret.Text,
@@ -292,287 +259,6 @@ func (p *ParamsScreen) syncProtocolChecks() {
 		}
 		c.SetChecked(all)
 	}
-}
-
-// updateState refreshes everything derived from the form: heading, status, problems and
-// which buttons can be used.
-func (p *ParamsScreen) updateState() {
-	set, probs := p.formProblems()
-	if p.origName == "" {
-		p.Editing.SetText("New parameter set (not saved yet)")
-	} else {
-		p.Editing.SetText("Editing “" + p.origName + "”")
-	}
-	st := set.Status(time.Now())
-	res, label, _ := paramsBadge(st.State)
-	p.StatusIcon.SetResource(res)
-	text := "Status: " + label
-	if st.Reason != "" && st.State != oauthparams.StateIncomplete {
-		text += " — " + st.Reason
-	}
-	text += " · last refresh " + paramsWhen(st.LastRefresh)
-	if set.LastError != "" && st.State != oauthparams.StateReady {
-		text += "\nLast error: " + set.LastError
-	}
-	p.StatusText.SetText(text)
-
-	if set.Secrets.RefreshToken != "" {
-		p.RefreshToken.SetText(paramsTokenMask)
-		p.ClearToken.Enable()
-	} else {
-		p.RefreshToken.SetText("")
-		p.ClearToken.Disable()
-	}
-	if pr, ok := oauthparams.FindPreset(p.preset); ok {
-		p.Provider.SetText(pr.Name)
-	} else {
-		p.Provider.SetText("none: enter the endpoints, or use Load Predefined Endpoints")
-	}
-	p.showProblems(probs)
-
-	dirty := p.dirty()
-	p.enable(p.Save, !p.busy && dirty && len(probs) == 0)
-	p.enable(p.Revert, !p.busy && dirty)
-	p.enable(p.Duplicate, !p.busy && p.origName != "")
-	p.enable(p.Delete, !p.busy && p.origName != "")
-	p.enable(p.New, !p.busy)
-	p.enable(p.LoadPreset, !p.busy)
-	p.enable(p.SignIn, !p.busy && len(probs) == 0)
-	p.enable(p.TestConn, !p.busy && p.origName != "")
-	p.enable(p.Export, len(p.rows) > 0)
-}
-
-// showProblems puts each problem under its field and a summary below the form. A blank
-// new form only says where to start.
-func (p *ParamsScreen) showProblems(probs []oauthparams.Problem) {
-	byField := map[string][]string{}
-	for _, pr := range probs {
-		k := paramsFieldKey(pr.Field)
-		byField[k] = append(byField[k], pr.Message)
-	}
-	show := p.touched || p.origName != ""
-	advancedProblem := false
-	for k, l := range p.fieldErrs {
-		msgs := byField[k]
-		if !show || len(msgs) == 0 {
-			l.Hide()
-			continue
-		}
-		l.SetText(strings.Join(msgs, "\n"))
-		l.Show()
-		advancedProblem = advancedProblem || k == "device_url" || k == "redirect_url" || k == "extra_params"
-	}
-	if advancedProblem && p.advanced != nil {
-		p.advanced.Open(0)
-	}
-	switch {
-	case len(probs) == 0:
-		p.Problems.SetText("")
-		p.Problems.Hide()
-		return
-	case !show:
-		p.Problems.SetText("Start with Load Predefined Endpoints, then fill in Record Name, Client Account and Client ID.")
-		p.Problems.Importance = widget.MediumImportance
-	default:
-		lines := paramsProblemLines(probs)
-		p.Problems.SetText(strings.Join(lines, "\n"))
-		p.Problems.Importance = widget.DangerImportance
-	}
-	p.Problems.Show()
-	p.Problems.Refresh()
-}
-
-// paramsProblemLines says what to fix, with the form's field labels: a heading and one
-// bullet per problem.
-func paramsProblemLines(probs []oauthparams.Problem) []string {
-	lines := make([]string, 0, len(probs)+1)
-	lines = append(lines, fmt.Sprintf("Cannot save yet — %s to fix:", paramsCount(len(probs), "problem")))
-	for _, pr := range probs {
-		label := paramsFieldLabels[paramsFieldKey(pr.Field)]
-		if label == "" {
-			label = pr.Field
-		}
-		if k, ok := strings.CutPrefix(pr.Field, "extra_params."); ok {
-			label += " (" + k + ")"
-		}
-		lines = append(lines, "• "+label+": "+pr.Message)
-	}
-	return lines
-}
-
-// paramsCount is "1 problem", "2 problems".
-func paramsCount(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// showProblemsDialog explains why the form cannot be used yet.
-func (p *ParamsScreen) showProblemsDialog(title string, probs []oauthparams.Problem) {
-	p.showMessage(title, strings.Join(paramsProblemLines(probs), "\n"), theme.NewErrorThemedResource(theme.ErrorIcon()))
-}
-
-func (p *ParamsScreen) enable(b *widget.Button, on bool) {
-	if on {
-		b.Enable()
-	} else {
-		b.Disable()
-	}
-}
-
-func (p *ParamsScreen) setBusy(on bool) {
-	p.busy = on
-	p.updateState()
-}
-
-func (p *ParamsScreen) onNew() {
-	p.guard(func() {
-		p.startNew(oauthparams.ParamSet{})
-		p.selectCurrent()
-	}, nil)
-}
-
-// onDuplicate starts a new set copying the form, client secret included, but not the
-// tokens, which belong to the original set's sign-in.
-func (p *ParamsScreen) onDuplicate() {
-	set, _ := p.formSet()
-	paramsClearTokens(&set)
-	set.LastRefresh, set.LastError = time.Time{}, ""
-	set.Name = p.freeName(strings.TrimSpace(set.Name) + " (copy)")
-	p.startNew(set)
-	p.selectCurrent()
-}
-
-// freeName returns name, or name with " 2", " 3"... when the list already has it.
-func (p *ParamsScreen) freeName(name string) string {
-	for i, n := 2, name; ; i++ {
-		if p.rowIndex(n) < 0 {
-			return n
-		}
-		n = fmt.Sprintf("%s %d", name, i)
-	}
-}
-
-func (p *ParamsScreen) onRevert() {
-	if p.origName == "" {
-		p.startNew(oauthparams.ParamSet{})
-		return
-	}
-	p.fill(p.orig, true)
-}
-
-func (p *ParamsScreen) onClearToken() {
-	p.tokenCleared = true
-	p.touched = true
-	p.updateState()
-}
-
-func (p *ParamsScreen) onDelete() {
-	name := p.origName
-	if name == "" {
-		return
-	}
-	d := dialog.NewConfirm("Delete parameter set",
-		"Delete “"+name+"” with its client secret and tokens?\nTasks that use it will fail until another set is chosen.",
-		func(ok bool) {
-			if ok {
-				p.deleteSet(name)
-			}
-		}, p.win)
-	d.SetConfirmText("Delete")
-	d.SetConfirmImportance(widget.DangerImportance)
-	p.confirmDlg = d
-	d.Show()
-}
-
-func (p *ParamsScreen) deleteSet(name string) {
-	p.setBusy(true)
-	store, tokens := p.s.Params, p.s.Tokens
-	go func() {
-		err := store.Delete(name)
-		if err == nil && tokens != nil {
-			tokens.Forget(name)
-		}
-		p.do(func() {
-			p.setBusy(false)
-			if err != nil {
-				p.showError("Could not delete the parameter set", fmt.Errorf("delete %s: %w", name, err))
-				return
-			}
-			p.startNew(oauthparams.ParamSet{})
-			p.Refresh()
-		})
-	}()
-}
-
-// save stores the form: a new set with Put (refusing a name in use), an existing one with
-// Update, so that tokens refreshed meanwhile by a running task are kept. then, if not nil,
-// runs with the saved name afterwards.
-func (p *ParamsScreen) save(then func(name string)) {
-	set, probs := p.formProblems()
-	if len(probs) > 0 {
-		p.showProblemsDialog("The parameter set cannot be saved", probs)
-		return
-	}
-	set.Normalize()
-	origName, cleared := p.origName, p.tokenCleared
-	p.setBusy(true)
-	store, tokens := p.s.Params, p.s.Tokens
-	go func() {
-		saved, err := paramsStore(store, set, origName, cleared)
-		if err == nil && tokens != nil {
-			tokens.Forget(origName)
-			tokens.Forget(saved.Name)
-		}
-		p.do(func() {
-			p.setBusy(false)
-			if err != nil {
-				p.showError("Could not save the parameter set", err)
-				return
-			}
-			p.fill(saved, true)
-			p.Refresh()
-			if then != nil {
-				then(saved.Name)
-			}
-		})
-	}()
-}
-
-// paramsStore writes set and reads it back. origName is its stored name ("" for new).
-func paramsStore(store *oauthparams.Store, set oauthparams.ParamSet, origName string, clearTokens bool) (oauthparams.ParamSet, error) {
-	if origName == "" {
-		switch _, err := store.Get(set.Name); {
-		case err == nil:
-			return set, fmt.Errorf("save %s: %w: choose another Record Name", set.Name, oauthparams.ErrExists)
-		case !errors.Is(err, oauthparams.ErrNotFound):
-			return set, fmt.Errorf("save %s: %w", set.Name, err)
-		}
-		if err := store.Put(set); err != nil {
-			return set, fmt.Errorf("save %s: %w", set.Name, err)
-		}
-	} else {
-		err := store.Update(origName, func(cur *oauthparams.ParamSet) error {
-			cur.Name, cur.Account, cur.ClientID = set.Name, set.Account, set.ClientID
-			cur.Secrets.ClientSecret = set.Secrets.ClientSecret
-			cur.AuthURL, cur.TokenURL, cur.DeviceURL = set.AuthURL, set.TokenURL, set.DeviceURL
-			cur.Scope, cur.RedirectURL, cur.Preset = set.Scope, set.RedirectURL, set.Preset
-			cur.ExtraParams = maps.Clone(set.ExtraParams)
-			if clearTokens {
-				paramsClearTokens(cur)
-			}
-			return nil
-		})
-		if err != nil {
-			return set, fmt.Errorf("save %s: %w", set.Name, err)
-		}
-	}
-	saved, err := store.Get(set.Name)
-	if err != nil {
-		return set, fmt.Errorf("read back %s: %w", set.Name, err)
-	}
-	return saved, nil
 }
 
 // paramsFormatExtra renders extra parameters as sorted key=value lines.
