@@ -40,14 +40,7 @@ func (ts *TasksScreen) load() ([]tasksRow, []string) {
 		problems = append(problems, "Skipped a task file: "+e.Error())
 	}
 	h := ts.s.History
-	next := task.NextRuns(tasks, time.Now(), func(t *task.Task, idx int, tr task.Trigger) time.Time {
-		v, ok, _ := h.Checkpoints(t.Name).Load(fmt.Sprintf("trigger:%d:%s", idx, tr.Type))
-		if !ok {
-			return time.Time{}
-		}
-		at, _ := time.Parse(time.RFC3339Nano, v)
-		return at
-	})
+	next := task.NextRuns(tasks, time.Now(), h.LastFired)
 	rows := make([]tasksRow, 0, len(tasks))
 	for _, t := range tasks {
 		r := tasksRow{t: t, trigger: tasksTriggerSummary(t), last: "never"}

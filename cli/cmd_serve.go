@@ -64,14 +64,7 @@ func serveStatus(c *Context, dir string) error {
 	for _, e := range errs {
 		fmt.Fprintf(c.Env.Stderr, "mailwright: skipped %v\n", e)
 	}
-	next := task.NextRuns(tasks, time.Now(), func(t *task.Task, idx int, tr task.Trigger) time.Time {
-		v, ok, _ := h.Checkpoints(t.Name).Load(fmt.Sprintf("trigger:%d:%s", idx, tr.Type))
-		if !ok {
-			return time.Time{}
-		}
-		at, _ := time.Parse(time.RFC3339Nano, v)
-		return at
-	})
+	next := task.NextRuns(tasks, time.Now(), h.LastFired)
 	tw := tabwriter.NewWriter(c.Env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tENABLED\tLAST RUN\tOUTCOME\tLAST SUCCESS\tNEXT RUN")
 	for _, t := range tasks {

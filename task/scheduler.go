@@ -45,7 +45,22 @@ type entry struct {
 	next time.Time
 }
 
-func (e *entry) key() string { return "trigger:" + strconv.Itoa(e.idx) + ":" + e.tr.Type }
+func (e *entry) key() string { return triggerKey(e.idx, e.tr) }
+
+// triggerKey is the checkpoint under which the scheduler records when a task's trigger
+// number idx last fired.
+func triggerKey(idx int, tr Trigger) string { return "trigger:" + strconv.Itoa(idx) + ":" + tr.Type }
+
+// LastFired returns when the scheduler last fired trigger number idx of t (zero when never
+// or unknown); NextRuns takes it as its last function.
+func (h *History) LastFired(t *Task, idx int, tr Trigger) time.Time {
+	v, ok, err := h.Checkpoints(t.Name).Load(triggerKey(idx, tr))
+	if err != nil || !ok {
+		return time.Time{}
+	}
+	at, _ := time.Parse(time.RFC3339Nano, v)
+	return at
+}
 
 // Run schedules until ctx is cancelled, then waits for the runs in progress (which see the
 // cancellation and stop at a safe point) and returns.
@@ -197,12 +212,7 @@ func (s *Scheduler) signature() string {
 }
 
 func (s *Scheduler) lastFire(t *Task, e *entry) time.Time {
-	v, ok, err := s.Engine.History.Checkpoints(t.Name).Load(e.key())
-	if err != nil || !ok {
-		return time.Time{}
-	}
-	at, _ := time.Parse(time.RFC3339Nano, v)
-	return at
+	return s.Engine.History.LastFired(t, e.idx, e.tr)
 }
 
 func (s *Scheduler) saveFire(t *Task, e *entry, at time.Time, log *slog.Logger) {
