@@ -23,6 +23,10 @@ type RunLog struct {
 
 const logBatch = 200
 
+// logRowsPerInsert is how many log lines one INSERT statement writes (7 parameters each;
+// SQLite allows 32,766).
+const logRowsPerInsert = 100
+
 // NewRunLog returns the log of run runID.
 func (h *History) NewRunLog(runID string) *RunLog { return &RunLog{h: h, runID: runID} }
 
@@ -55,12 +59,23 @@ func (l *RunLog) flushLocked() {
 	}
 	tx, err := l.h.db.Begin()
 	if err == nil {
-		for _, ln := range l.buf {
-			l.seq++
-			if _, err = tx.Exec(`INSERT INTO logs(run_id, seq, time_ms, level, step, message, attrs) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-				l.runID, l.seq, ln.Time.UnixMilli(), ln.Level, ln.Step, ln.Message, ln.Attrs); err != nil {
-				break
+		// Many rows per INSERT: modernc's sqlite compiles a statement at every Exec, even a
+		// prepared one, and that was half the cost of logging a downloaded message.
+		for rest := l.buf; len(rest) > 0 && err == nil; {
+			n := min(len(rest), logRowsPerInsert)
+			var q strings.Builder
+			q.WriteString(`INSERT INTO logs(run_id, seq, time_ms, level, step, message, attrs) VALUES `)
+			args := make([]any, 0, 7*n)
+			for i, ln := range rest[:n] {
+				if i > 0 {
+					q.WriteString(",")
+				}
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+				l.seq++
+				args = append(args, l.runID, l.seq, ln.Time.UnixMilli(), ln.Level, ln.Step, ln.Message, ln.Attrs)
 			}
+			_, err = tx.Exec(q.String(), args...)
+			rest = rest[n:]
 		}
 		if err == nil {
 			err = tx.Commit()
