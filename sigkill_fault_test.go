@@ -18,8 +18,9 @@ import (
 // moments of a long POP3 download-and-delete run (only new messages, one file per UIDL —
 // the shipped example task), 20 times in a row, then lets one run finish. The union of the
 // saved files is exactly the original mailbox: every message saved once, byte for byte,
-// none missing, no duplicate, no partial file under a final name; and every message still
-// on the server is one that was saved.
+// none missing, no duplicate, no partial file under a final name; and the server is empty:
+// the final run also deleted the messages whose deletion a killed session had lost (the
+// loop records them as pending deletion and sends DELE again).
 func TestFaultSIGKILLPOP3DownloadDelete(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a binary")
@@ -144,19 +145,8 @@ func TestFaultSIGKILLPOP3DownloadDelete(t *testing.T) {
 			t.Fatalf("a message was not saved: %.80q", m)
 		}
 	}
-	left := dc.Messages(t, u.Name, "INBOX")
-	for _, m := range left {
-		found := false
-		for _, s := range seeded {
-			if string(s) == string(m.Body) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.Fatal("the server holds a message that is not one of the originals")
-		}
+	if left := dc.Messages(t, u.Name, "INBOX"); len(left) != 0 {
+		t.Fatalf("%d messages still on the server after the final run succeeded: deletions lost with killed sessions were not redone", len(left))
 	}
-	t.Logf("%d files saved, %d temporary files left by kills; %d messages still on the server (their deletion was lost with a killed session)",
-		len(entries)-temps, temps, len(left))
+	t.Logf("%d files saved, %d temporary files left by kills; the server is empty", len(entries)-temps, temps)
 }

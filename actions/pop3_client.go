@@ -31,6 +31,11 @@ type POP3Client struct {
 	caps map[string]string // CAPA: upper-case name → arguments; nil until asked
 	pipe *pop3Pipe         // pipelined answers a goroutine is still reading, or nil
 
+	// Sizes the server announced in this session (LIST, LIST n), for the bound on a
+	// message's data (pop3_bound.go).
+	listed    []pop3Size
+	listedOne map[int]int64
+
 	mu  sync.Mutex
 	err error // why the connection is unusable; nil while it works
 }
@@ -82,7 +87,12 @@ func (c *POP3Client) fail(err error) error {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		if err != errPOP3Closed {
+		var oversize *POP3OversizeError
+		switch {
+		case errors.As(err, &oversize):
+			// Not a network failure (nor temporary): the server's answer is broken.
+			err = fmt.Errorf("connection to %s closed: %w", c.addr, err)
+		case err != errPOP3Closed:
 			err = fmt.Errorf("connection to %s lost: %w", c.addr, err)
 		}
 		c.err = err
@@ -167,12 +177,13 @@ func (c *POP3Client) simple(cmd string) (string, error) {
 	return c.status(line, cmd)
 }
 
-// multi runs a command with a multi-line answer and returns the reader of its data.
-func (c *POP3Client) multi(cmd string) (*pop3DotReader, error) {
+// multi runs a command with a multi-line answer about message n (RETR, TOP) and returns
+// the reader of its data, bounded by n's announced size.
+func (c *POP3Client) multi(cmd string, n int) (*pop3DotReader, error) {
 	if _, err := c.simple(cmd); err != nil {
 		return nil, err
 	}
-	return c.startData(), nil
+	return c.startMessage(n), nil
 }
 
 func (c *POP3Client) startData() *pop3DotReader {
@@ -192,14 +203,14 @@ func (c *POP3Client) readLines(fn func(line string) error) error {
 		if line == "." {
 			return nil
 		}
-		if err := fn(strings.TrimPrefix(line, ".")); err != nil {
-			// Keep in step: read the rest of the answer before reporting.
+		if ferr := fn(strings.TrimPrefix(line, ".")); ferr != nil {
+			// Keep in step: read the rest of the answer before reporting fn's error.
 			for line != "." {
 				if line, err = c.readLine(); err != nil {
 					return err
 				}
 			}
-			return err
+			return ferr
 		}
 	}
 }

@@ -50,13 +50,27 @@ func (c *POP3Client) Stat() (count int, size int64, err error) {
 	return count, size, nil
 }
 
-// List returns every message's number and size (LIST), in number order.
+// List returns every message's number and size (LIST), in number order. The client
+// keeps the sizes to bound the data it accepts for each message (pop3_bound.go).
 func (c *POP3Client) List() ([]POP3Entry, error) {
-	return c.listing("LIST", func(e *POP3Entry, v string) error {
-		n, err := strconv.ParseInt(v, 10, 64)
+	es, err := c.listing("LIST", func(e *POP3Entry, v string) error {
+		n, err := pop3ParseSize(v)
 		e.Size = n
 		return err
 	})
+	if err == nil {
+		c.rememberList(es)
+	}
+	return es, err
+}
+
+// pop3ParseSize parses a message size of a LIST answer; a negative one is malformed.
+func pop3ParseSize(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err == nil && n < 0 {
+		err = errors.New("negative size")
+	}
+	return n, err
 }
 
 // UIDLs returns every message's number and unique id (UIDL), in number order.
@@ -83,7 +97,7 @@ func (c *POP3Client) listing(cmd string, set func(*POP3Entry, string) error) ([]
 		}
 		e := POP3Entry{Number: n}
 		if err := set(&e, f[1]); err != nil {
-			return fmt.Errorf("pop3 %s: malformed line %q", cmd, clip(line))
+			return fmt.Errorf("pop3 %s: malformed line %q (%v)", cmd, clip(line), err)
 		}
 		out = append(out, e)
 		return nil
@@ -95,7 +109,8 @@ func (c *POP3Client) listing(cmd string, set func(*POP3Entry, string) error) ([]
 	return out, nil
 }
 
-// ListOne returns the size of message n (LIST n).
+// ListOne returns the size of message n (LIST n). The client keeps it to bound the data
+// it accepts for the message (pop3_bound.go).
 func (c *POP3Client) ListOne(n int) (int64, error) {
 	text, err := c.simple("LIST " + strconv.Itoa(n))
 	if err != nil {
@@ -105,10 +120,11 @@ func (c *POP3Client) ListOne(n int) (int64, error) {
 	if len(f) < 2 {
 		return 0, fmt.Errorf("pop3 LIST %d: malformed answer %q", n, clip(text))
 	}
-	size, err := strconv.ParseInt(f[1], 10, 64)
+	size, err := pop3ParseSize(f[1])
 	if err != nil {
-		return 0, fmt.Errorf("pop3 LIST %d: malformed answer %q", n, clip(text))
+		return 0, fmt.Errorf("pop3 LIST %d: malformed answer %q (%v)", n, clip(text), err)
 	}
+	c.rememberSize(n, size)
 	return size, nil
 }
 
@@ -128,15 +144,17 @@ func (c *POP3Client) UIDLOne(n int) (string, error) {
 // Retr starts downloading message n (RETR n). The reader returns the message exactly as
 // the server holds it (dot-stuffing and the final ".\r\n" removed, nothing else changed);
 // read it to io.EOF or Close it before the next command. Close reads and discards what
-// is left, keeping the session usable.
+// is left, keeping the session usable. When the session's LIST announced n's size, the
+// reader fails with a *POP3OversizeError once far more data than that arrived, and the
+// connection is then closed (see pop3DataLimit).
 func (c *POP3Client) Retr(n int) (io.ReadCloser, error) {
-	return c.multi("RETR " + strconv.Itoa(n))
+	return c.multi("RETR "+strconv.Itoa(n), n)
 }
 
 // Top starts reading the header of message n and the first lines of its body (TOP n
 // lines), like Retr.
 func (c *POP3Client) Top(n, lines int) (io.ReadCloser, error) {
-	return c.multi("TOP " + strconv.Itoa(n) + " " + strconv.Itoa(lines))
+	return c.multi("TOP "+strconv.Itoa(n)+" "+strconv.Itoa(lines), n)
 }
 
 // RetrRaw downloads message n into memory. It is for small messages and tests; use Retr
@@ -197,7 +215,7 @@ func (c *POP3Client) TopHeaders(nums []int, limit int64, fn func(i int, header i
 			}
 			continue
 		}
-		r := c.startData()
+		r := c.startMessage(n)
 		ferr := fn(i, io.LimitReader(r, limit), nil)
 		if err := r.Close(); err != nil {
 			return err
@@ -215,13 +233,13 @@ func (c *POP3Client) abandon(pipeline bool, rest []int, err error) error {
 	if !pipeline {
 		return err
 	}
-	for range rest {
+	for _, n := range rest {
 		line, rerr := c.readLine()
 		if rerr != nil {
 			return err
 		}
 		if pop3IsOK(line) {
-			if rerr := c.startData().Close(); rerr != nil {
+			if rerr := c.startMessage(n).Close(); rerr != nil {
 				return err
 			}
 		}
@@ -234,6 +252,51 @@ func (c *POP3Client) abandon(pipeline bool, rest []int, err error) error {
 func (c *POP3Client) Dele(n int) error {
 	_, err := c.simple("DELE " + strconv.Itoa(n))
 	return err
+}
+
+// pop3DeleBatch is the number of DELE commands sent together.
+const pop3DeleBatch = 100
+
+// DeleBatch marks the messages nums for deletion (DELE), sending the commands of each
+// batch of pop3DeleBatch together when the server announces PIPELINING (RFC 2449), one by
+// one otherwise. fn is called in order with each message's outcome: nil or the server's
+// *POP3Error. A connection error stops it and is returned.
+func (c *POP3Client) DeleBatch(nums []int, fn func(i int, err error)) error {
+	pipeline := len(nums) > 1 && c.HasCapability("PIPELINING")
+	for start := 0; start < len(nums); start += pop3DeleBatch {
+		batch := nums[start:min(start+pop3DeleBatch, len(nums))]
+		if err := c.ready(); err != nil {
+			return err
+		}
+		if pipeline {
+			var b strings.Builder
+			for _, n := range batch {
+				b.WriteString("DELE " + strconv.Itoa(n) + "\r\n")
+			}
+			if _, err := c.conn.Write([]byte(b.String())); err != nil {
+				return c.fail(err)
+			}
+		}
+		for i, n := range batch {
+			cmd := "DELE " + strconv.Itoa(n)
+			if !pipeline {
+				if err := c.writeLine(cmd); err != nil {
+					return err
+				}
+			}
+			line, err := c.readLine()
+			if err != nil {
+				return err
+			}
+			_, err = c.status(line, cmd)
+			var perr *POP3Error
+			if err != nil && !errors.As(err, &perr) {
+				return err
+			}
+			fn(start+i, err)
+		}
+	}
+	return nil
 }
 
 // Rset unmarks every message marked for deletion in this session (RSET).

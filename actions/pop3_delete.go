@@ -19,7 +19,8 @@ func (POP3Delete) Schema() Schema {
 		Title: "POP3 Delete Email",
 		Group: "POP3",
 		Help: "Deletes a message from the POP3 mailbox. Inside a POP3 Mail Loop, the loop's message is marked for deletion only after all steps of the loop body succeeded for it " +
-			"(if one fails, the message stays). The server removes marked messages when the connection ends with POP3 Close or at the end of the run; if the connection is lost first, nothing is deleted.",
+			"(if one fails, the message stays). The server removes marked messages when the connection ends with POP3 Close or at the end of the run; if the connection is lost first, nothing is deleted " +
+			"(a POP3 Mail Loop with \"Only new messages\" then deletes its messages whose deletion was lost at its next run).",
 		Params: []Param{
 			ConnectionParam("pop3"),
 			{Name: "number", Label: "Message number", Kind: KindNumber,

@@ -15,12 +15,21 @@ import (
 //
 // Memory does not depend on the size of the message: the data is copied from the
 // client's buffer into the caller's slice.
+//
+// With a limit (an answer about a message whose size LIST announced: pop3_bound.go), data
+// beyond limit bytes is not returned: the reader fails with a *POP3OversizeError and
+// breaks the connection, whose rest is unreadable garbage.
 type pop3DotReader struct {
 	c         *POP3Client
 	lineStart bool  // the next byte starts a line
 	done      bool  // the terminator has been read
 	err       error // sticky transport error
 	closed    bool
+
+	num       int   // message number (for the bound's error)
+	announced int64 // its LIST size
+	limit     int64 // bytes accepted at most; 0: no bound
+	n         int64 // bytes returned so far
 }
 
 // Read implements io.Reader.
@@ -65,12 +74,21 @@ func (r *pop3DotReader) Read(p []byte) (int, error) {
 				return n, r.fail(err)
 			}
 		}
-		chunk, _ := br.Peek(min(br.Buffered(), len(p)-n))
+		want := min(br.Buffered(), len(p)-n)
+		if r.limit > 0 {
+			room := r.limit - r.n
+			if room <= 0 { // data, not the terminator, follows the limit's last byte
+				return n, r.fail(&POP3OversizeError{Number: r.num, Announced: r.announced, Limit: r.limit})
+			}
+			want = int(min(int64(want), room))
+		}
+		chunk, _ := br.Peek(want)
 		if i := bytes.IndexByte(chunk, '\n'); i >= 0 {
 			chunk = chunk[:i+1]
 			r.lineStart = true
 		}
 		n += copy(p[n:], chunk)
+		r.n += int64(len(chunk))
 		br.Discard(len(chunk))
 	}
 	if n == 0 && r.done {

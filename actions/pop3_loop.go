@@ -32,7 +32,8 @@ func (POP3MailLoop) Schema() Schema {
 		Title: "POP3 Mail Loop",
 		Group: "POP3",
 		Help: "Runs the steps inside the loop once per message in the POP3 mailbox. Inside, POP3 Download Email and POP3 Delete Email work on the loop's message. " +
-			"With \"Only new messages\", messages whose steps all succeeded in an earlier run are skipped (recognised by their UIDL); a message whose steps failed is tried again next run.",
+			"With \"Only new messages\", messages whose steps all succeeded in an earlier run are skipped (recognised by their UIDL); a message whose steps failed is tried again next run. " +
+			"Messages whose deletion was lost because an earlier connection ended without QUIT are deleted when the loop next starts.",
 		Params: []Param{
 			ConnectionParam("pop3"),
 			{Name: "only_new", Label: "Only new messages", Kind: KindBool, Default: "false",
@@ -154,6 +155,9 @@ func (it *pop3Iter) plan(onlyNew, newest bool, larger, smaller int64, max int) e
 			return err
 		}
 		if err := it.seen.begin(onServer); err != nil {
+			return err
+		}
+		if err := it.redoLostDeletes(uidls); err != nil {
 			return err
 		}
 	}
@@ -309,9 +313,11 @@ func (it *pop3Iter) fetchHeaders() error {
 	return nil
 }
 
-// Commit implements Iterator. With ok, the deletions the body asked for are sent (DELE)
-// and, with only_new, the message is recorded as handled; without, they are dropped and
-// the message is left for the next run.
+// Commit implements Iterator. With ok, the message is recorded as handled (only_new) and
+// then the deletion the body asked for is sent (DELE); without, it is dropped and the
+// message is left for the next run. With only_new, the record says in the same write that
+// the message's deletion is pending, so that a session ending without QUIT, which loses
+// the DELE, leaves the next run a note to send it again (pop3_lostdele.go).
 func (it *pop3Iter) Commit(ctx context.Context, ok bool) error {
 	if it.cur == nil {
 		return nil
@@ -328,16 +334,26 @@ func (it *pop3Iter) Commit(ctx context.Context, ok bool) error {
 	it.cur = nil
 	it.s.setLoopItem(0)
 	defer it.s.Watch(ctx)()
-	for _, n := range it.s.takeDeferred() {
-		if err := it.s.Delete(n); err != nil {
-			return pop3CtxErr(ctx, fmt.Errorf("%w (the message stays on the server and is not recorded as handled)", err))
-		}
-		it.log.Info("pop3 message marked for deletion after its steps succeeded (deleted at QUIT)", "number", n, "uidl", item.UIDL)
-	}
+	dels := it.s.takeDeferred() // at most the loop's message: DeferDelete takes no other
 	if it.seen != nil {
-		if err := it.seen.Add(item.UIDL); err != nil {
+		if err := it.seen.Add(item.UIDL, len(dels) > 0); err != nil {
+			if len(dels) > 0 {
+				it.log.Warn("pop3 message NOT deleted: it could not be recorded as handled", "number", item.Number, "uidl", item.UIDL)
+			}
 			return err
 		}
+	}
+	for _, n := range dels {
+		if err := it.s.Delete(n); err != nil {
+			if it.seen != nil {
+				return pop3CtxErr(ctx, fmt.Errorf("%w (the message is recorded as handled; its deletion is sent again when the loop next runs)", err))
+			}
+			return pop3CtxErr(ctx, fmt.Errorf("%w (the message stays on the server)", err))
+		}
+		if it.seen != nil {
+			it.s.noteRecorded(it.env.State, it.log, item.UIDL)
+		}
+		it.log.Info("pop3 message marked for deletion after its steps succeeded (deleted at QUIT)", "number", n, "uidl", item.UIDL)
 	}
 	it.done++
 	return nil

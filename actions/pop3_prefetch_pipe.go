@@ -67,7 +67,7 @@ func (c *POP3Client) StartRetrPipeline(nums []int, fn func(i int, data io.Reader
 				fn(i, nil, err)
 				continue
 			}
-			r := c.startData()
+			r := c.startMessage(n) // bounded by n's LIST size: an endless answer cannot fill the spool
 			fn(i, r, nil)
 			if err := r.Close(); err != nil {
 				for j := i + 1; j < len(nums); j++ {

@@ -17,6 +17,14 @@ import (
 // part belongs to the set only if its gen equals the main value's; reading stops at the
 // first part that is missing or of another gen. Each run folds the parts into the main
 // value under a new gen, pruned to the UIDLs on the server.
+//
+// Both kinds of value may also hold "dele":[...]: handled UIDLs whose deletion the loop's
+// body asked for (POP3 Delete Email on the loop's message) and which may still be on the
+// server, because POP3 commits DELE only at QUIT. Commit writes a message's UIDL into
+// "uidls" and "dele" in one part BEFORE it sends DELE, so a session that ends without QUIT
+// (cut, killed) leaves a record of the deletions it lost: the next run on the same
+// account and server sends DELE for them again (pop3_lostdele.go). After a successful
+// QUIT the UIDLs deleted in the session are removed from "dele" (pop3SeenDeleted).
 const pop3SeenKey = "pop3.seen"
 
 // pop3SeenPart is the number of UIDLs per journal part.
@@ -26,26 +34,29 @@ type pop3SeenValue struct {
 	V     int      `json:"v"`
 	Gen   int64    `json:"gen"`
 	UIDLs []string `json:"uidls"`
+	Dele  []string `json:"dele,omitempty"` // of UIDLs: deletion asked for, not known to be committed
 }
 
 // pop3Seen is the set of handled UIDLs of one loop step.
 type pop3Seen struct {
-	st    StateStore
-	gen   int64
-	set   map[string]bool
-	part  int      // journal part being written
-	batch []string // its UIDLs
+	st        StateStore
+	gen       int64
+	set       map[string]bool
+	dele      map[string]bool // handled UIDLs whose deletion may have been lost (a subset of set)
+	part      int             // journal part being written
+	batch     []string        // its UIDLs
+	deleBatch []string        // its UIDLs pending deletion
 }
 
 // loadPOP3Seen reads the set from st.
 func loadPOP3Seen(st StateStore) (*pop3Seen, error) {
-	s := &pop3Seen{st: st, set: map[string]bool{}}
+	s := &pop3Seen{st: st, set: map[string]bool{}, dele: map[string]bool{}}
 	base, ok, err := s.load(pop3SeenKey)
 	if err != nil || !ok {
 		return s, err
 	}
 	s.gen = base.Gen
-	s.addAll(base.UIDLs)
+	s.addAll(base)
 	for k := 1; ; k++ {
 		part, ok, err := s.load(pop3SeenPartKey(k))
 		if err != nil {
@@ -54,7 +65,7 @@ func loadPOP3Seen(st StateStore) (*pop3Seen, error) {
 		if !ok || part.Gen != s.gen {
 			return s, nil
 		}
-		s.addAll(part.UIDLs)
+		s.addAll(part)
 	}
 }
 
@@ -75,54 +86,111 @@ func (s *pop3Seen) load(key string) (pop3SeenValue, bool, error) {
 	return v, true, nil
 }
 
-func (s *pop3Seen) addAll(uidls []string) {
-	for _, u := range uidls {
+func (s *pop3Seen) addAll(v pop3SeenValue) {
+	for _, u := range v.UIDLs {
 		s.set[u] = true
+	}
+	for _, u := range v.Dele {
+		s.dele[u] = true
 	}
 }
 
 // Has reports whether uidl was handled.
 func (s *pop3Seen) Has(uidl string) bool { return s.set[uidl] }
 
-// begin starts a run: it forgets the UIDLs no longer on the server and stores the set
-// under a new generation.
+// PendingDelete reports whether uidl was handled and its deletion may have been lost.
+func (s *pop3Seen) PendingDelete(uidl string) bool { return s.dele[uidl] }
+
+// pendingCount returns the number of UIDLs pending deletion.
+func (s *pop3Seen) pendingCount() int { return len(s.dele) }
+
+// begin starts a run: it forgets the UIDLs no longer on the server (handled, or pending
+// deletion: those were deleted after all) and stores the set under a new generation.
 func (s *pop3Seen) begin(onServer map[string]bool) error {
-	list := make([]string, 0, len(s.set))
 	for u := range s.set {
-		if onServer[u] {
-			list = append(list, u)
-		} else {
+		if !onServer[u] {
 			delete(s.set, u)
 		}
 	}
-	sort.Strings(list)
-	s.gen++
-	s.part, s.batch = 1, nil
-	return s.store(pop3SeenKey, list)
+	return s.compact()
 }
 
-// Add records uidl as handled, durably.
-func (s *pop3Seen) Add(uidl string) error {
-	if s.set[uidl] {
+// compact stores the whole set as the main value under a new generation, which makes the
+// journal parts obsolete.
+func (s *pop3Seen) compact() error {
+	list := make([]string, 0, len(s.set))
+	for u := range s.set {
+		list = append(list, u)
+	}
+	var dele []string
+	for u := range s.dele {
+		if s.set[u] {
+			dele = append(dele, u)
+		} else {
+			delete(s.dele, u)
+		}
+	}
+	sort.Strings(list)
+	sort.Strings(dele)
+	s.gen++
+	s.part, s.batch, s.deleBatch = 1, nil, nil
+	return s.store(pop3SeenKey, list, dele)
+}
+
+// Add records uidl as handled, durably; with dele, also that its deletion was asked for
+// (in the same write: both or neither are recorded).
+func (s *pop3Seen) Add(uidl string, dele bool) error {
+	if s.set[uidl] && (!dele || s.dele[uidl]) {
 		return nil
 	}
 	if len(s.batch) >= pop3SeenPart {
-		s.part, s.batch = s.part+1, nil
+		s.part, s.batch, s.deleBatch = s.part+1, nil, nil
 	}
 	s.batch = append(s.batch, uidl)
-	if err := s.store(pop3SeenPartKey(s.part), s.batch); err != nil {
+	if dele {
+		s.deleBatch = append(s.deleBatch, uidl)
+	}
+	if err := s.store(pop3SeenPartKey(s.part), s.batch, s.deleBatch); err != nil {
 		s.batch = s.batch[:len(s.batch)-1]
+		if dele {
+			s.deleBatch = s.deleBatch[:len(s.deleBatch)-1]
+		}
 		return err
 	}
 	s.set[uidl] = true
+	if dele {
+		s.dele[uidl] = true
+	}
 	return nil
 }
 
-func (s *pop3Seen) store(key string, uidls []string) error {
+// pop3SeenDeleted removes uidls from the record of pending deletions in st, after a QUIT
+// that committed their deletion. The handled set stays (the next run prunes it to what is
+// on the server), so a server that keeps listing a deleted message does not make the
+// loop handle it again.
+func pop3SeenDeleted(st StateStore, uidls []string) error {
+	s, err := loadPOP3Seen(st)
+	if err != nil {
+		return err
+	}
+	changed := false
+	for _, u := range uidls {
+		if s.dele[u] {
+			delete(s.dele, u)
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return s.compact()
+}
+
+func (s *pop3Seen) store(key string, uidls, dele []string) error {
 	if uidls == nil {
 		uidls = []string{}
 	}
-	b, err := json.Marshal(pop3SeenValue{V: 1, Gen: s.gen, UIDLs: uidls})
+	b, err := json.Marshal(pop3SeenValue{V: 1, Gen: s.gen, UIDLs: uidls, Dele: dele})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strconv"
 	"sync"
@@ -28,6 +29,16 @@ type POP3Session struct {
 	deleted  map[int]bool // messages marked with DELE in this session
 	loopItem int          // the message a POP3 Mail Loop is on (0: none)
 	deferred map[int]bool // deletions waiting for the loop item to succeed
+	recorded pop3Recorded // deletions a loop recorded as pending in its state
+}
+
+// pop3Recorded is the UIDLs a POP3 Mail Loop with "only new" sent DELE for in this
+// session and recorded as pending deletion in its state (pop3_seen.go); a successful QUIT
+// removes them from that record.
+type pop3Recorded struct {
+	st    StateStore
+	log   *slog.Logger
+	uidls []string
 }
 
 // NewPOP3Session wraps a logged-in client.
@@ -58,9 +69,12 @@ func (s *POP3Session) Quit() (deleted int, err error) {
 	marked := len(s.deleted)
 	pending := len(s.deferred)
 	s.deferred = map[int]bool{}
+	recorded := s.recorded
+	s.recorded = pop3Recorded{}
 	s.mu.Unlock()
 	err = s.Client.Quit()
 	if err == nil {
+		recorded.committed()
 		return marked, nil
 	}
 	what := "no message was marked for deletion"
@@ -127,6 +141,49 @@ func (s *POP3Session) Delete(n int) error {
 	s.deleted[n] = true
 	s.mu.Unlock()
 	return nil
+}
+
+// deleteBatch marks the messages nums for deletion now (DELE, pipelined when the server
+// allows it). fn gets each message's outcome: nil or the server's *POP3Error. A
+// connection error stops the batch and is returned.
+func (s *POP3Session) deleteBatch(nums []int, fn func(i int, err error)) error {
+	err := s.Client.DeleBatch(nums, func(i int, err error) {
+		if err == nil {
+			s.mu.Lock()
+			s.deleted[nums[i]] = true
+			s.mu.Unlock()
+		}
+		fn(i, err)
+	})
+	if err != nil {
+		return fmt.Errorf("pop3 DELE on %s: %w", s.Server, err)
+	}
+	return nil
+}
+
+// noteRecorded remembers that DELE was sent in this session for uidl, which a loop
+// recorded as pending deletion in st: a successful QUIT removes it from the record.
+func (s *POP3Session) noteRecorded(st StateStore, log *slog.Logger, uidl string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.recorded.st == nil {
+		s.recorded.st, s.recorded.log = st, log
+	}
+	s.recorded.uidls = append(s.recorded.uidls, uidl)
+}
+
+// committed clears the deletions QUIT committed from the loop's record. When that fails
+// the record keeps them, which does no harm: the next run drops the UIDLs no longer on
+// the server.
+func (r pop3Recorded) committed() {
+	if r.st == nil || len(r.uidls) == 0 {
+		return
+	}
+	if err := pop3SeenDeleted(r.st, r.uidls); err != nil {
+		r.log.Warn("pop3: the deletions were committed, but the loop's record of pending deletions could not be updated; the next run drops them (the messages are no longer on the server)", "error", err.Error())
+		return
+	}
+	r.log.Debug("pop3: deletions committed by QUIT removed from the loop's record of pending deletions", "messages", len(r.uidls))
 }
 
 // Deleted reports whether message n was marked for deletion in this session.

@@ -232,7 +232,8 @@ func pop3OpenStep(dc *testmail.Dovecot, port int) Step {
 // download-and-delete loop (only new), for messages the loop reads ahead and for ones the
 // download streams: the run fails at the download or at the loop, only whole files exist,
 // nothing is deleted on the server (no QUIT reached it), and the next run saves exactly
-// the rest — at most the message in flight at the cut is handled again.
+// the rest — at most the message in flight at the cut is handled again — and deletes
+// every message, those whose deletion the cut lost included.
 func TestFaultPOP3RetrCut(t *testing.T) {
 	for _, sz := range cutSizes {
 		t.Run(sz.name, func(t *testing.T) {
@@ -275,47 +276,87 @@ func pop3RetrCut(t *testing.T, size int) {
 		t.Fatalf("run 2: %v\n%s", res.Err, rig.logs)
 	}
 	k, _ := checkResumed(t, dir1, dir2, seeded, res.Items)
-	// Nothing is lost: what is still on the server was saved by run 1 (its deletion was
-	// lost with the cut session; see TestFaultPOP3DeletionLostAtCut).
-	left := dc.Messages(t, u.Name, "INBOX")
-	if len(left) > k {
-		t.Fatalf("%d messages left on the server, more than the %d run 1 saved", len(left), k)
-	}
-	for i, m := range left {
-		if !bytes.Equal(m.Body, seeded[i]) {
-			t.Fatalf("server message %d is not one run 1 saved", i+1)
-		}
+	// Run 2 also sent again the deletions run 1 lost with its cut session (see
+	// TestFaultPOP3DeletionLostAtCut): the mailbox is empty.
+	if left := dc.Messages(t, u.Name, "INBOX"); len(left) != 0 {
+		t.Fatalf("%d messages left on the server after run 2 succeeded (run 1 saved %d)\n%s", len(left), k, rig.logs)
 	}
 }
 
 // TestFaultPOP3DeletionLostAtCut: a download-and-delete loop (only new) whose connection
-// is cut before QUIT loses the deletions of the messages it had finished; they are
-// recorded as handled, so the next runs skip them and never delete them: the mailbox
-// keeps them for good (and fills up). Wanted: the next run deletes them.
+// is cut before QUIT loses the deletions of the messages it had finished (POP3 commits
+// DELE only at QUIT); they are recorded as handled, so only_new skips them. The loop
+// records them as pending deletion too, and the next run deletes them (logging so) while
+// it handles the rest, each message once: the mailbox ends empty, every message saved.
+// A dry run in between logs the deletions it would redo and deletes nothing.
 func TestFaultPOP3DeletionLostAtCut(t *testing.T) {
-	t.Skip("BUG: a POP3 loop with only_new never deletes messages whose DELE was lost with a cut session (actions/pop3_loop.go, pop3_seen.go): record pending deletions and redo them next run")
 	dc := testmail.StartDovecot(t, testmail.DovecotOptions{})
 	u := testmail.DefaultUser()
-	dc.SeedN(t, u.Name, "INBOX", 6, 20_000)
+	const total = 6
+	seeded := dc.SeedN(t, u.Name, "INBOX", total, 20_000)
 	proxy := testmail.StartFaultProxy(t, dc.Addr(dc.POP3SPort))
 	rig := newFaultRig(t, nil)
+	dir := t.TempDir()
 	tk := &Task{Name: "Download and delete", Steps: []Step{
 		pop3OpenStep(dc, proxy.Port),
 		{Action: "pop3.loop", Params: map[string]string{"only_new": "true"}, Body: []Step{
-			{Action: "pop3.download", Params: map[string]string{"folder": t.TempDir(), "file_name": "{MessageUIDL}.eml", "collision": "skip"}},
+			{Action: "pop3.download", Params: map[string]string{"folder": dir, "file_name": "{MessageUIDL}.eml", "collision": "skip"}},
 			{Action: "pop3.delete"},
 		}},
 		{Action: "pop3.close"},
 	}}
 	proxy.Set(testmail.Fault{Kind: testmail.FaultCut, Dir: testmail.ToClient, After: 3*20_000 + 10_000})
-	if res := rig.run(tk); res.Outcome != OutcomeFailed {
+	res := rig.run(tk)
+	if res.Outcome != OutcomeFailed {
 		t.Fatalf("run 1: %s", res.Outcome)
 	}
-	if res := rig.run(tk); res.Outcome != OutcomeSuccess {
-		t.Fatalf("run 2: %v", res.Err)
+	handled1 := res.Items
+	if n := len(dc.Messages(t, u.Name, "INBOX")); n != total {
+		t.Fatalf("%d messages on the server after the cut, want all %d (no QUIT)", n, total)
+	}
+	const redo = "whose deletion was lost when the previous session ended without QUIT"
+
+	dry, err := rig.eng.Run(context.Background(), tk, RunOptions{DryRun: true})
+	if err != nil || dry.Outcome != OutcomeSuccess {
+		t.Fatalf("dry run: %v %v\n%s", err, dry.Err, rig.logs)
+	}
+	if !strings.Contains(rig.logs.String(), "dry run: would delete") || !strings.Contains(rig.logs.String(), redo) {
+		t.Fatalf("the dry run does not say which deletions it would redo:\n%s", rig.logs)
+	}
+	if n := len(dc.Messages(t, u.Name, "INBOX")); n != total {
+		t.Fatalf("the dry run deleted: %d messages left of %d", n, total)
+	}
+
+	before := len(rig.logs.String())
+	res = rig.run(tk)
+	if res.Outcome != OutcomeSuccess {
+		t.Fatalf("run 2: %v\n%s", res.Err, rig.logs)
+	}
+	if log := rig.logs.String()[before:]; !strings.Contains(log, "deleting ") || !strings.Contains(log, redo) {
+		t.Fatalf("run 2 does not log the deletions it redoes:\n%s", log)
 	}
 	if left := dc.Messages(t, u.Name, "INBOX"); len(left) != 0 {
-		t.Fatalf("%d messages stay on the server after a download-and-delete run succeeded", len(left))
+		t.Fatalf("%d messages stay on the server after a download-and-delete run succeeded\n%s", len(left), rig.logs)
+	}
+	// Each message was saved, and handled at most twice in all (the one in flight at the
+	// cut); none whose deletion was redone was handled again.
+	files := savedFiles(t, dir)
+	if len(files) != total || handled1+res.Items > total+1 {
+		t.Fatalf("%d files for %d messages; run 1 handled %d, run 2 %d", len(files), total, handled1, res.Items)
+	}
+	for _, m := range seeded {
+		found := false
+		for _, f := range files {
+			found = found || bytes.Equal(f, m)
+		}
+		if !found {
+			t.Fatal("a message was not saved")
+		}
+	}
+	// Run 3: nothing left to delete or handle.
+	before = len(rig.logs.String())
+	if res := rig.run(tk); res.Outcome != OutcomeSuccess || res.Items != 0 || strings.Contains(rig.logs.String()[before:], redo) {
+		t.Fatalf("run 3: %s, %d items, %v\n%s", res.Outcome, res.Items, res.Err, rig.logs.String()[before:])
 	}
 }
 
