@@ -105,3 +105,34 @@ func (c *POP3Client) startMessage(n int) *pop3DotReader {
 	r.limit = pop3DataLimit(r.announced)
 	return r
 }
+
+// pop3ListingMax bounds the lines of a LIST or UIDL answer when no STAT came first.
+const pop3ListingMax = 10_000_000
+
+// listingLimit is how many lines a LIST or UIDL answer may have: a POP3 session's maildrop
+// is fixed when it starts (RFC 1939 section 8), so a listing never has more lines than the
+// first STAT counted; twice that plus 10,000 leaves room for servers that let mail arrive
+// mid-session, and bounds the memory a broken or hostile server's endless listing takes.
+func (c *POP3Client) listingLimit() int {
+	if !c.statSeen {
+		return pop3ListingMax
+	}
+	return min(2*c.statMax+10_000, pop3ListingMax)
+}
+
+// POP3ListingError is a LIST or UIDL answer with more lines than the session can hold.
+type POP3ListingError struct {
+	Command  string // LIST or UIDL
+	Limit    int    // lines accepted
+	Stat     int    // STAT's largest message count in the session
+	StatSeen bool   // a STAT was answered
+}
+
+// Error implements error.
+func (e *POP3ListingError) Error() string {
+	stat := ""
+	if e.StatSeen {
+		stat = fmt.Sprintf(" (STAT counted %d messages)", e.Stat)
+	}
+	return fmt.Sprintf("the server's %s answer has more than %d lines%s: it is broken or does not end, so Mailwright stopped reading and closed the connection", e.Command, e.Limit, stat)
+}

@@ -35,6 +35,10 @@ type POP3Client struct {
 	// message's data (pop3_bound.go).
 	listed    []pop3Size
 	listedOne map[int]int64
+	// The largest message count STAT gave in this session (statSeen: one did), for the
+	// bound on the lines of a LIST or UIDL answer.
+	statMax  int
+	statSeen bool
 
 	mu  sync.Mutex
 	err error // why the connection is unusable; nil while it works
@@ -88,8 +92,9 @@ func (c *POP3Client) fail(err error) error {
 			err = io.ErrUnexpectedEOF
 		}
 		var oversize *POP3OversizeError
+		var listing *POP3ListingError
 		switch {
-		case errors.As(err, &oversize):
+		case errors.As(err, &oversize), errors.As(err, &listing):
 			// Not a network failure (nor temporary): the server's answer is broken.
 			err = fmt.Errorf("connection to %s closed: %w", c.addr, err)
 		case err != errPOP3Closed:

@@ -47,6 +47,7 @@ func (c *POP3Client) Stat() (count int, size int64, err error) {
 	if err1 != nil || err2 != nil || count < 0 || size < 0 {
 		return 0, 0, fmt.Errorf("pop3 STAT: malformed answer %q", clip(text))
 	}
+	c.statMax, c.statSeen = max(c.statMax, count), true
 	return count, size, nil
 }
 
@@ -86,7 +87,12 @@ func (c *POP3Client) listing(cmd string, set func(*POP3Entry, string) error) ([]
 		return nil, err
 	}
 	var out []POP3Entry
+	limit := c.listingLimit()
 	err := c.readLines(func(line string) error {
+		if len(out) >= limit {
+			// Not drained (the answer may never end): the session is given up.
+			return c.fail(&POP3ListingError{Command: cmd, Limit: limit, Stat: c.statMax, StatSeen: c.statSeen})
+		}
 		f := strings.Fields(line)
 		if len(f) < 2 {
 			return fmt.Errorf("pop3 %s: malformed line %q", cmd, clip(line))
