@@ -19,8 +19,18 @@ const (
 // Encryption modes of the file backend, as recorded in paramsets.json.
 const (
 	encX25519 = "x25519" // recipient from the key file <dataDir>/secrets.key
-	encScrypt = "scrypt" // passphrase (StoreOptions.Passphrase)
+	// encScrypt: passphrase (StoreOptions.Passphrase) used directly as an age scrypt
+	// recipient for secrets.age. Written by earlier versions only: it is still read, and
+	// the next write converts it to encScryptWrapped.
+	encScrypt = "scrypt"
+	// encScryptWrapped: passphrase mode; secrets.age is encrypted to an X25519 identity
+	// kept in <dataDir>/secrets.key.age, itself age-encrypted with the passphrase
+	// (scrypt), so that scrypt runs once per Store instead of on every read and write.
+	encScryptWrapped = "scrypt-wrapped"
 )
+
+// passphraseEncryption reports whether enc, a recorded Encryption, needs the passphrase.
+func passphraseEncryption(enc string) bool { return enc == encScrypt || enc == encScryptWrapped }
 
 // BackendInfo describes where a Store keeps the secrets, in words for the user.
 type BackendInfo struct {
@@ -50,6 +60,7 @@ type storeDeps struct {
 	keyring    keyringAPI
 	busCheck   func() error // nil error: a D-Bus session bus may be there
 	scryptLogN int          // 0: age's default
+	onScrypt   func()       // test hook: called each time the file backend runs scrypt
 }
 
 // secretsRecord is the "secrets" object of paramsets.json: which backend holds the
@@ -125,11 +136,35 @@ func record(b SecretBackend) secretsRecord {
 		return secretsRecord{Backend: BackendKeyring, Service: b.service}
 	case *fileBackend:
 		if b.passphrase != "" {
-			return secretsRecord{Backend: BackendFile, Encryption: encScrypt}
+			return secretsRecord{Backend: BackendFile, Encryption: encScryptWrapped}
 		}
 		return secretsRecord{Backend: BackendFile, Encryption: encX25519}
 	}
 	return secretsRecord{}
+}
+
+// sameBackendRecord reports whether a and b name the same backend. The two passphrase
+// encryptions are one backend: the old direct-scrypt file is read (and converted on the
+// next write) by the backend that writes the wrapped form.
+func sameBackendRecord(a, b secretsRecord) bool {
+	if passphraseEncryption(a.Encryption) && passphraseEncryption(b.Encryption) {
+		a.Encryption, b.Encryption = encScryptWrapped, encScryptWrapped
+	}
+	return a == b
+}
+
+// noteEncryption updates rec, the record about to be written, once b has converted a
+// direct-scrypt secrets.age to the wrapped form. It only ever upgrades "scrypt" to
+// "scrypt-wrapped": the backend reads either form whatever the record says, so a stale
+// record is harmless, but the record should say what the file is.
+func noteEncryption(rec *secretsRecord, b SecretBackend) {
+	fb, ok := b.(*fileBackend)
+	if !ok || rec == nil || rec.Backend != BackendFile || rec.Encryption != encScrypt {
+		return
+	}
+	if fb.observedFormat() == encScryptWrapped {
+		rec.Encryption = encScryptWrapped
+	}
 }
 
 // selectBackend picks the backend for a store whose paramsets.json records rec (nil: no
@@ -184,9 +219,9 @@ func (s *Store) selectBackend(rec *secretsRecord) (b SecretBackend, note string,
 		}
 		fb := s.newFileBackend()
 		switch {
-		case rec.Encryption == encScrypt && s.opts.Passphrase == "":
+		case passphraseEncryption(rec.Encryption) && s.opts.Passphrase == "":
 			return fb, "", fmt.Errorf("params store %s: the secrets in %s are encrypted with a passphrase: set MAILWRIGHT_PASSPHRASE to the passphrase used when the secrets were saved", s.path, s.secretsPath())
-		case rec.Encryption != encScrypt && s.opts.Passphrase != "":
+		case !passphraseEncryption(rec.Encryption) && s.opts.Passphrase != "":
 			return fb, "", fmt.Errorf("params store %s: the secrets in %s are encrypted with the key file %s, not with a passphrase: unset MAILWRIGHT_PASSPHRASE", s.path, s.secretsPath(), s.keyPath())
 		}
 		return fb, "", nil
@@ -200,7 +235,7 @@ func (s *Store) selectBackend(rec *secretsRecord) (b SecretBackend, note string,
 func (s *Store) backendFor(rec *secretsRecord) (SecretBackend, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.backend != nil && s.backendErr == nil && (rec == nil || *rec == record(s.backend)) {
+	if s.backend != nil && s.backendErr == nil && (rec == nil || sameBackendRecord(*rec, record(s.backend))) {
 		return s.backend, nil
 	}
 	b, note, err := s.selectBackend(rec)

@@ -26,19 +26,24 @@ const (
 )
 
 // fileBackend keeps the secrets of all sets in one age-encrypted JSON object
-// {"<set id>": {...secrets...}} in <dataDir>/secrets.age, encrypted either to the X25519
-// identity in <dataDir>/secrets.key (created on first write) or with a scrypt passphrase.
-// Callers serialize writers across processes (the store's file lock); the mutex only
-// guards this value's caches inside one process.
+// {"<set id>": {...secrets...}} in <dataDir>/secrets.age, encrypted to an X25519
+// identity: in key-file mode the one in <dataDir>/secrets.key (created on first write);
+// in passphrase mode the one in <dataDir>/secrets.key.age, wrapped with the passphrase
+// (see secrets_wrapped.go). Callers serialize writers across processes (the store's file
+// lock); the mutex only guards this value's caches inside one process.
 type fileBackend struct {
-	path, keyPath string
-	passphrase    string // "" → key file
-	scryptLogN    int
+	path, keyPath  string
+	wrappedKeyPath string // passphrase mode's key file
+	passphrase     string // "" → key file
+	scryptLogN     int
+	onScrypt       func() // test hook, may be nil
 
 	mu       sync.Mutex
-	identity *age.X25519Identity // loaded or created key (key-file mode)
+	identity *age.X25519Identity // loaded, unwrapped or created key
+	keySum   [sha256.Size]byte   // passphrase mode: hash of the secrets.key.age identity came from
 	sum      [sha256.Size]byte   // hash of the ciphertext that cache was decrypted from
 	cache    map[string]secretsWire
+	format   string // passphrase mode: form of secrets.age as last read or written ("": none)
 }
 
 func (s *Store) newFileBackend() *fileBackend {
@@ -46,14 +51,15 @@ func (s *Store) newFileBackend() *fileBackend {
 	if logN == 0 {
 		logN = defaultScryptLogN
 	}
-	return &fileBackend{path: s.secretsPath(), keyPath: s.keyPath(), passphrase: s.opts.Passphrase, scryptLogN: logN}
+	return &fileBackend{path: s.secretsPath(), keyPath: s.keyPath(), wrappedKeyPath: s.wrappedKeyPath(),
+		passphrase: s.opts.Passphrase, scryptLogN: logN, onScrypt: s.deps.onScrypt}
 }
 
 // Info describes the encrypted file for the user.
 func (b *fileBackend) Info() BackendInfo {
 	how := "key file " + b.keyPath
 	if b.passphrase != "" {
-		how = "passphrase from MAILWRIGHT_PASSPHRASE"
+		how = "key file " + b.wrappedKeyPath + ", encrypted with the passphrase from MAILWRIGHT_PASSPHRASE"
 	}
 	return BackendInfo{Name: BackendFile, Detail: fmt.Sprintf("age-encrypted file %s (%s)", b.path, how)}
 }
@@ -113,6 +119,7 @@ func (b *fileBackend) keys() ([]string, error) {
 func (b *fileBackend) load() (map[string]secretsWire, error) {
 	data, err := os.ReadFile(b.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		b.format = ""
 		return map[string]secretsWire{}, nil
 	}
 	if err != nil {
@@ -122,7 +129,7 @@ func (b *fileBackend) load() (map[string]secretsWire, error) {
 	if b.cache != nil && sum == b.sum {
 		return maps.Clone(b.cache), nil
 	}
-	id, err := b.decryptIdentity()
+	id, format, err := b.decryptIdentity(data)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +146,7 @@ func (b *fileBackend) load() (map[string]secretsWire, error) {
 		// No JSON error text: it could quote a secret.
 		return nil, fmt.Errorf("params store secrets %s: decrypted, but the content is not valid JSON: restore it from a backup, or delete it and sign in again", b.path)
 	}
-	b.sum, b.cache = sum, m
+	b.sum, b.cache, b.format = sum, m, format
 	return maps.Clone(m), nil
 }
 
@@ -168,32 +175,35 @@ func (b *fileBackend) save(m map[string]secretsWire) error {
 		return fmt.Errorf("params store secrets: %w", err)
 	}
 	b.sum, b.cache = sha256.Sum256(buf.Bytes()), m
+	if b.passphrase != "" {
+		b.format = encScryptWrapped
+	}
 	return nil
 }
 
-func (b *fileBackend) decryptIdentity() (age.Identity, error) {
+// decryptIdentity returns the identity that decrypts data, the content of secrets.age,
+// and (passphrase mode) the form data is in.
+func (b *fileBackend) decryptIdentity(data []byte) (age.Identity, string, error) {
 	if b.passphrase != "" {
-		id, err := age.NewScryptIdentity(b.passphrase)
-		if err != nil {
-			return nil, fmt.Errorf("params store secrets %s: %w", b.path, err)
-		}
-		return id, nil
+		return b.passphraseIdentity(data)
 	}
 	id, err := b.loadKey(false)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return id, nil
+	return id, encX25519, nil
 }
 
+// encryptRecipient returns the recipient secrets.age is written to. In passphrase mode
+// that is the wrapped identity, created here if secrets.age does not need an existing
+// one (see wrappedKey); save runs under the store's exclusive lock, right after load.
 func (b *fileBackend) encryptRecipient() (age.Recipient, error) {
 	if b.passphrase != "" {
-		r, err := age.NewScryptRecipient(b.passphrase)
+		id, err := b.wrappedKey(b.format != encScryptWrapped)
 		if err != nil {
-			return nil, fmt.Errorf("params store secrets %s: %w", b.path, err)
+			return nil, err
 		}
-		r.SetWorkFactor(b.scryptLogN)
-		return r, nil
+		return id.Recipient(), nil
 	}
 	id, err := b.loadKey(true)
 	if err != nil {
@@ -259,7 +269,7 @@ func (b *fileBackend) decryptError(err error) error {
 	case b.passphrase != "" && scrypt:
 		return fmt.Errorf("params store secrets %s: wrong passphrase: set MAILWRIGHT_PASSPHRASE to the passphrase used when the secrets were saved", b.path)
 	case b.passphrase != "":
-		return fmt.Errorf("params store secrets %s is encrypted with the key file %s, not with a passphrase: unset MAILWRIGHT_PASSPHRASE", b.path, b.keyPath)
+		return fmt.Errorf("params store secrets %s was not encrypted with the key in %s: restore the %s saved together with it (both files come as a pair)", b.path, b.wrappedKeyPath, wrappedKeyFileName)
 	case scrypt:
 		return fmt.Errorf("params store secrets %s is encrypted with a passphrase: set MAILWRIGHT_PASSPHRASE to the passphrase used when the secrets were saved", b.path)
 	}

@@ -47,11 +47,17 @@ func TestFileBackendPassphrase(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, keyFileName)); !errors.Is(err, os.ErrNotExist) {
 		t.Error("passphrase mode created a key file")
 	}
+	// secrets.age is encrypted to the X25519 key that secrets.key.age holds, encrypted
+	// with the passphrase (see secrets_wrapped_test.go).
 	data, _ := os.ReadFile(filepath.Join(dir, secretsFileName))
-	if !strings.Contains(string(data), "-> scrypt ") {
-		t.Error("secrets.age is not scrypt-encrypted")
+	if !strings.Contains(string(data), "-> X25519 ") || strings.Contains(string(data), "-> scrypt ") {
+		t.Error("secrets.age is not encrypted to the wrapped X25519 key")
 	}
 	noSecretIn(t, errors.New(string(data)))
+	wrapped, _ := os.ReadFile(filepath.Join(dir, wrappedKeyFileName))
+	if !strings.Contains(string(wrapped), "-> scrypt ") {
+		t.Error("secrets.key.age is not scrypt-encrypted")
+	}
 
 	sameSecrets(t, mustGet(t, openFile(t, dir, "correct horse"), "work").Secrets, sampleSet("").Secrets)
 

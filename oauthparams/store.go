@@ -42,8 +42,10 @@ type StoreOptions struct {
 	// a silent switch.
 	Backend string
 	// Passphrase, for the file backend: if set (e.g. from env MAILWRIGHT_PASSPHRASE, read
-	// by the caller), secrets are encrypted with age scrypt; else with an X25519 identity
-	// kept in <dataDir>/secrets.key (0600, created on first use).
+	// by the caller), secrets are encrypted to an X25519 identity kept in
+	// <dataDir>/secrets.key.age, itself encrypted with the passphrase (age scrypt, run
+	// once per Store); else to an X25519 identity kept in clear in <dataDir>/secrets.key.
+	// Both key files are 0600 and created on the first write of secrets.
 	Passphrase string
 	// KeyringService is the keyring service name; default "mailwright". Tests set a
 	// unique one.
@@ -212,6 +214,9 @@ func (s *Store) mutate(needSecrets bool, fn func(doc *fileDoc, b SecretBackend) 
 		}
 		if err != nil {
 			return err
+		}
+		if needSecrets {
+			noteEncryption(doc.Secrets, b)
 		}
 		for i := range doc.Sets {
 			if doc.Sets[i].ID == "" {
