@@ -40,8 +40,11 @@ func paramsTestServices(t *testing.T) *Services {
 // callbacks on the calling goroutine, so the screen's background updates and the test's
 // own steps are serialised with one mutex.
 type paramsHarness struct {
-	t  *testing.T
-	mu sync.Mutex
+	t *testing.T
+	// mu is the tests' one UI lock (runUIMu), not one per harness: a screen's background
+	// work can outlive its test, and Fyne's test driver shares state (the text shaper)
+	// between windows, so every test's UI work must be serialised with every other's.
+	mu *sync.Mutex
 	s  *Services
 	p  *ParamsScreen
 	w  fyne.Window
@@ -49,7 +52,7 @@ type paramsHarness struct {
 
 func paramsOpen(t *testing.T, s *Services) *paramsHarness {
 	t.Helper()
-	h := &paramsHarness{t: t, s: s}
+	h := &paramsHarness{t: t, s: s, mu: &runUIMu}
 	h.mu.Lock()
 	h.w = test.NewWindow(nil)
 	h.p = paramsNewScreen(s, h.w, h.run)
