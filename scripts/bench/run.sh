@@ -7,8 +7,19 @@
 # section BENCHMARKS.md keeps) and exits 0 when every target is met, 1 when one is missed,
 # 2 when the harness failed.
 #
+# BENCH_SMOKE=1 runs a smoke instead (`make test` does): every comparison at a tiny scale
+# (200 messages, 1 round, no warm-up, 50 SMTP messages and 3 by msmtp, 20 OAuth logins, a
+# 2 MiB message to parse, no profiling; a few seconds plus the build) in a fresh
+# folder under $TMPDIR (default /tmp) that it removes afterwards, with every run's output
+# still checked. Its numbers mean nothing; it exits 0 when the harness worked, whether or
+# not targets were met, and 2 when anything failed (a tool missing, a build, a run, a
+# check). It prints its report only when it fails, or with BENCH_VERBOSE=1.
+#
 # Needs the Debian packages of TEST_DEBS and BENCH_DEBS in the Makefile (`make bench`
-# installs them). Settings, from the environment:
+# installs them; so must `make test`, for the smoke). Settings, from the environment:
+#   BENCH_SMOKE=1     the smoke above; the settings below still apply, with the smoke's
+#                     defaults (BENCH_SIZES 200, BENCH_ROUNDS 1, BENCH_MSMTP_N 3; BENCH_WORK
+#                     is kept when given, BENCH_LARGE is ignored)
 #   BENCH_LARGE=1     also run the IMAP and POP3 comparisons at 100,000 messages (about
 #                     an hour more on 2 cores; the 10,000-message run takes about 7 minutes)
 #   BENCH_SIZES=N,M   mailbox sizes instead (default 10000; 10000,100000 with BENCH_LARGE=1)
@@ -26,23 +37,45 @@
 #   BENCH_VERBOSE=1   print every run, not only each round's summary
 #   GO                the go command (default: go on PATH)
 set -euo pipefail
+# Any failure of this script itself (a build, a folder) is a harness failure: status 2, not
+# the 1 of a missed target.
+trap 'echo "bench: ${BASH_SOURCE[0]}:$LINENO failed (status $?): the benchmark harness failed" >&2; exit 2' ERR
 
 GO=${GO:-go}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
+smoke=
+if [ "${BENCH_SMOKE:-}" = 1 ]; then
+	smoke=1
+fi
+
 work=${BENCH_WORK:-}
 if [ -z "$work" ]; then
-	work=$(mktemp -d /var/tmp/mailwright-bench.XXXXXX)
+	if [ -n "$smoke" ]; then
+		work=$(mktemp -d "${TMPDIR:-/tmp}/mailwright-bench-smoke.XXXXXX")
+		# Removed however the script ends (the driver has stopped its servers by then).
+		trap 'rm -rf -- "$work"' EXIT
+	else
+		work=$(mktemp -d /var/tmp/mailwright-bench.XXXXXX)
+	fi
 fi
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 bin="$work/bin"
 mkdir -p "$bin"
 
-sizes=${BENCH_SIZES:-10000}
-if [ "${BENCH_LARGE:-}" = 1 ] && [ -z "${BENCH_SIZES:-}" ]; then
-	sizes=10000,100000
+if [ -n "$smoke" ]; then
+	sizes=${BENCH_SIZES:-200}
+	rounds=${BENCH_ROUNDS:-1}
+	msmtp_n=${BENCH_MSMTP_N:-3}
+else
+	sizes=${BENCH_SIZES:-10000}
+	if [ "${BENCH_LARGE:-}" = 1 ] && [ -z "${BENCH_SIZES:-}" ]; then
+		sizes=10000,100000
+	fi
+	rounds=${BENCH_ROUNDS:-5}
+	msmtp_n=${BENCH_MSMTP_N:-200}
 fi
 
 for tool in /usr/bin/time mbsync fetchmail curl msmtp /usr/sbin/dovecot; do
@@ -53,6 +86,7 @@ for tool in /usr/bin/time mbsync fetchmail curl msmtp /usr/sbin/dovecot; do
 done
 
 echo "bench: building into $bin" >&2
+built=$SECONDS
 # Mailwright as servers run it: static, headless. The baselines and the profiling build
 # (mwprof: the same CLI with a CPU profile) are built the same way.
 CGO_ENABLED=0 "$GO" build -tags nogui -o "$bin/mailwright" .
@@ -70,13 +104,39 @@ diag=()
 if [ "${BENCH_DIAG:-}" = 1 ]; then
 	diag=(-diag)
 fi
+smokeflag=()
+if [ -n "$smoke" ]; then
+	smokeflag=(-smoke)
+fi
+report=${BENCH_REPORT:-$work/report.md}
+started=$SECONDS
+trap - ERR
 set +e
-"$bin/driver" -bin "$bin" -work "$work" -sizes "$sizes" -rounds "${BENCH_ROUNDS:-5}" \
-	-only "${BENCH_ONLY:-imap,pop3,smtp,parse,tokens}" -report "${BENCH_REPORT:-$work/report.md}" \
-	-msmtp-n "${BENCH_MSMTP_N:-200}" -go "$GO" -fyneapp "$root/FyneApp.toml" -rev "$rev" "${diag[@]}" "${verbose[@]}"
+"$bin/driver" -bin "$bin" -work "$work" -sizes "$sizes" -rounds "$rounds" \
+	-only "${BENCH_ONLY:-imap,pop3,smtp,parse,tokens}" -report "$report" \
+	-msmtp-n "$msmtp_n" -go "$GO" -fyneapp "$root/FyneApp.toml" -rev "$rev" \
+	"${smokeflag[@]}" "${diag[@]}" "${verbose[@]}"
 status=$?
 set -e
-report=${BENCH_REPORT:-$work/report.md}
+
+if [ -n "$smoke" ]; then
+	# A smoke's report is only worth reading when it failed: it holds the error.
+	if [ -f "$report" ] && { [ "$status" != 0 ] || [ "${BENCH_VERBOSE:-}" = 1 ]; }; then
+		echo >&2
+		cat "$report" >&2
+	fi
+	if [ "$status" = 0 ]; then
+		echo "bench: smoke passed: the comparison harness works ($SECONDS s: build $((started - built)) s, runs $((SECONDS - started)) s; numbers not judged)" >&2
+		exit 0
+	fi
+	if [ -n "${BENCH_WORK:-}" ]; then
+		echo "bench: smoke FAILED: the benchmark harness is broken (status $status; logs: $work/logs)" >&2
+	else
+		echo "bench: smoke FAILED: the benchmark harness is broken (status $status; BENCH_WORK=DIR keeps the logs)" >&2
+	fi
+	exit 2
+fi
+
 if [ -f "$report" ]; then
 	echo >&2
 	cat "$report"

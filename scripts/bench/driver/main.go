@@ -18,6 +18,13 @@
 // versions, date) and exits 0 when every target is met, 1 when one is missed and 2 when
 // the harness itself failed. With -serve it only starts and seeds Dovecot and says how to
 // reach it, for trying commands by hand.
+//
+// With -smoke (BENCH_SMOKE=1 scripts/bench/run.sh, part of `make test`) it runs every
+// comparison at a tiny scale (200 messages, one round, no warm-up, 50 SMTP messages, 3 by
+// msmtp, 20 OAuth logins, a 2 MiB message to parse, no profiling) with every run's output
+// still checked, to notice a broken harness in seconds. The report says that its numbers and
+// targets mean nothing; the exit status is 0 when the harness worked, met targets or not,
+// and 2 when it failed.
 package main
 
 import (
@@ -48,7 +55,10 @@ type bench struct {
 	rev                       string
 	rounds                    int
 	profile, diag             bool
-	msmtpN                    int
+	msmtpN, smtpN, tokensN    int
+	parseMiB                  int  // size of the Parse Email comparison's big message
+	warmUp                    bool // one untimed run before the IMAP and POP3 rounds
+	smoke                     bool // -smoke: targets are reported but do not set the exit status
 	tb                        *benchtb.TB
 	d                         *testmail.Dovecot
 	cert                      string // the harness certificate (for localhost and 127.0.0.1)
@@ -58,45 +68,118 @@ type bench struct {
 	started                   time.Time
 }
 
-func main() {
-	bin := flag.String("bin", "", "folder with the built programs: mailwright, imapbare, smtpbare, tokens, mwprof")
-	work := flag.String("work", "", "scratch folder for downloads, task files and logs (on disk; emptied first)")
-	sizes := flag.String("sizes", "10000", "mailbox sizes for the IMAP and POP3 comparisons, comma-separated")
-	rounds := flag.Int("rounds", 5, "timed rounds per comparison (the IMAP and POP3 ones after one untimed warm-up run of their cheapest command)")
-	only := flag.String("only", "imap,pop3,smtp,parse,tokens", "comparisons to run, comma-separated")
-	report := flag.String("report", "", "Markdown report to write (default <work>/report.md)")
-	serve := flag.Bool("serve", false, "only start and seed Dovecot, print how to reach it and wait for Ctrl-C")
-	profile := flag.Bool("profile", true, "when a Mailwright wall-time target is missed, profile one more run and add `go tool pprof -top` to the report")
-	goCmd := flag.String("go", "go", "the go command (for go tool pprof)")
-	rev := flag.String("rev", "", "the measured source revision, for the report (run.sh: git describe --always --dirty)")
-	fyneApp := flag.String("fyneapp", "FyneApp.toml", "FyneApp.toml, read by the profiling build (mwprof)")
-	verbose := flag.Bool("v", false, "print every run, not only each round's summary")
-	diag := flag.Bool("diag", false, "also time Mailwright's IMAP and POP3 downloads into /dev/shm (no fsync cost), as a diagnostic row")
-	msmtpN := flag.Int("msmtp-n", 200, "messages msmtp sends per round (one process each; its rate is per message, and 1,000 take about a minute here)")
-	flag.Parse()
-	if *bin == "" || *work == "" {
-		fmt.Fprintln(os.Stderr, "driver: -bin and -work are required (scripts/bench/run.sh sets them)")
-		os.Exit(2)
+// config is the driver's command line.
+type config struct {
+	bin, work, report, goCmd, rev, fyneApp string
+	sizes                                  []int
+	only                                   []string
+	rounds, msmtpN, smtpN, tokensN         int
+	parseMiB                               int
+	serve, profile, warmUp, verbose, diag  bool
+	smoke                                  bool
+}
+
+// smokeDefaults are the settings -smoke gives every flag not set on the command line: the
+// whole harness at a scale that takes seconds (a check that it works, not a measurement).
+var smokeDefaults = map[string]string{
+	"sizes":     "200",
+	"rounds":    "1",
+	"msmtp-n":   "3",
+	"smtp-n":    "50",
+	"tokens-n":  "20",
+	"parse-mib": "2",
+	"warmup":    "false",
+	"profile":   "false",
+	"v":         "true", // one line per run, with what was checked
+}
+
+// parseFlags parses the driver's arguments (without the program name).
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("driver", flag.ContinueOnError)
+	fs.StringVar(&c.bin, "bin", "", "folder with the built programs: mailwright, imapbare, smtpbare, tokens, mwprof")
+	fs.StringVar(&c.work, "work", "", "scratch folder for downloads, task files and logs (on disk; emptied first)")
+	sizes := fs.String("sizes", "10000", "mailbox sizes for the IMAP and POP3 comparisons, comma-separated")
+	fs.IntVar(&c.rounds, "rounds", 5, "timed rounds per comparison (the IMAP and POP3 ones after one untimed warm-up run of their cheapest command)")
+	only := fs.String("only", "imap,pop3,smtp,parse,tokens", "comparisons to run, comma-separated")
+	fs.StringVar(&c.report, "report", "", "Markdown report to write (default <work>/report.md)")
+	fs.BoolVar(&c.serve, "serve", false, "only start and seed Dovecot, print how to reach it and wait for Ctrl-C")
+	fs.BoolVar(&c.profile, "profile", true, "when a Mailwright wall-time target is missed, profile one more run and add `go tool pprof -top` to the report")
+	fs.StringVar(&c.goCmd, "go", "go", "the go command (for go tool pprof)")
+	fs.StringVar(&c.rev, "rev", "", "the measured source revision, for the report (run.sh: git describe --always --dirty)")
+	fs.StringVar(&c.fyneApp, "fyneapp", "FyneApp.toml", "FyneApp.toml, read by the profiling build (mwprof)")
+	fs.BoolVar(&c.verbose, "v", false, "print every run, not only each round's summary")
+	fs.BoolVar(&c.diag, "diag", false, "also time Mailwright's IMAP and POP3 downloads into /dev/shm (no fsync cost), as a diagnostic row")
+	fs.IntVar(&c.msmtpN, "msmtp-n", 200, "messages msmtp sends per round (one process each; its rate is per message, and 1,000 take about a minute here)")
+	fs.IntVar(&c.smtpN, "smtp-n", 1000, "messages Mailwright and the go-smtp loop send per round")
+	fs.IntVar(&c.tokensN, "tokens-n", 1000, "OAuth IMAP logins of the token comparison")
+	fs.IntVar(&c.parseMiB, "parse-mib", 50, "size in MiB of the message Parse Email parses")
+	fs.BoolVar(&c.warmUp, "warmup", true, "run the IMAP and POP3 comparisons' cheapest command once untimed before the rounds")
+	fs.BoolVar(&c.smoke, "smoke", false, "check that the harness works, quickly: every comparison at a tiny scale (-sizes 200 -rounds 1 "+
+		"-msmtp-n 3 -smtp-n 50 -tokens-n 20 -parse-mib 2 -warmup=false -profile=false -v unless set), every run's output still "+
+		"checked; exit 0 when the harness worked, whether or not targets were met (they mean nothing at this scale), 2 when it failed")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
 	}
-	var ns []int
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if c.smoke {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range smokeDefaults {
+			if !set[name] {
+				if err := fs.Set(name, v); err != nil {
+					return nil, fmt.Errorf("-smoke: -%s %s: %w", name, v, err)
+				}
+			}
+		}
+	}
+	if c.bin == "" || c.work == "" {
+		return nil, errors.New("-bin and -work are required (scripts/bench/run.sh sets them)")
+	}
 	for _, f := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
-			fmt.Fprintf(os.Stderr, "driver: -sizes: %q is not a positive number\n", f)
-			os.Exit(2)
+			return nil, fmt.Errorf("-sizes: %q is not a positive number", f)
 		}
-		ns = append(ns, n)
+		c.sizes = append(c.sizes, n)
 	}
-	b := &bench{bin: *bin, work: *work, goCmd: *goCmd, rounds: *rounds, profile: *profile,
-		diag: *diag, msmtpN: *msmtpN, rev: *rev, started: time.Now()}
-	if abs, err := filepath.Abs(*fyneApp); err == nil {
-		b.fyneApp = abs
+	for _, f := range strings.Split(*only, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			c.only = append(c.only, f)
+		}
 	}
-	if *report == "" {
-		*report = filepath.Join(*work, "report.md")
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"rounds", c.rounds}, {"msmtp-n", c.msmtpN}, {"smtp-n", c.smtpN}, {"tokens-n", c.tokensN}, {"parse-mib", c.parseMiB}} {
+		if v.n <= 0 {
+			return nil, fmt.Errorf("-%s: %d is not a positive number", v.name, v.n)
+		}
 	}
-	code := b.main(ns, strings.Split(*only, ","), *report, *serve, *verbose)
-	os.Exit(code)
+	if c.report == "" {
+		c.report = filepath.Join(c.work, "report.md")
+	}
+	if abs, err := filepath.Abs(c.fyneApp); err == nil {
+		c.fyneApp = abs
+	}
+	return c, nil
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "driver: %v\n", err)
+		os.Exit(2)
+	}
+	b := &bench{bin: c.bin, work: c.work, goCmd: c.goCmd, fyneApp: c.fyneApp, rounds: c.rounds, profile: c.profile,
+		diag: c.diag, msmtpN: c.msmtpN, smtpN: c.smtpN, tokensN: c.tokensN, parseMiB: c.parseMiB, warmUp: c.warmUp,
+		smoke: c.smoke, rev: c.rev, started: time.Now()}
+	os.Exit(b.main(c.sizes, c.only, c.report, c.serve, c.verbose))
 }
 
 func (b *bench) main(sizes []int, only []string, report string, serve, verbose bool) int {
@@ -116,7 +199,7 @@ func (b *bench) main(sizes []int, only []string, report string, serve, verbose b
 			return 2
 		}
 	}
-	b.r = &runner{logDir: filepath.Join(b.work, "logs"), verbose: verbose}
+	b.r = &runner{logDir: filepath.Join(b.work, "logs"), verbose: verbose, noWarmUp: !b.warmUp}
 	needMail := slices.Contains(only, "imap") || slices.Contains(only, "pop3") || serve
 	if needMail {
 		b.startDovecot(sizes)
@@ -134,7 +217,7 @@ func (b *bench) main(sizes []int, only []string, report string, serve, verbose b
 	var errs []error
 	for _, what := range only {
 		var err error
-		switch strings.TrimSpace(what) {
+		switch what {
 		case "imap":
 			for _, n := range sizes {
 				if err = b.imap(n); err != nil {
@@ -151,19 +234,20 @@ func (b *bench) main(sizes []int, only []string, report string, serve, verbose b
 				}
 			}
 		case "smtp":
-			err = b.smtp(1000)
+			err = b.smtp(b.smtpN)
 		case "parse":
 			err = b.parse()
 		case "tokens":
-			err = b.tokens(1000)
-		case "":
+			err = b.tokens(b.tokensN)
 		default:
 			err = fmt.Errorf("-only: unknown comparison %q (want imap, pop3, smtp, parse, tokens)", what)
 		}
 		if err != nil {
 			errs = append(errs, err)
 			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
-			break
+			if !b.smoke { // a smoke goes on, to show every broken comparison at once
+				break
+			}
 		}
 	}
 	missed := b.misses()
@@ -174,6 +258,10 @@ func (b *bench) main(sizes []int, only []string, report string, serve, verbose b
 	fmt.Fprintf(os.Stderr, "bench: report written to %s\n", report)
 	if len(errs) > 0 {
 		return 2
+	}
+	if missed > 0 && b.smoke {
+		fmt.Fprintf(os.Stderr, "bench: smoke run: the harness worked; %d target(s) missed at smoke scale, which means nothing\n", missed)
+		return 0
 	}
 	if missed > 0 {
 		fmt.Fprintf(os.Stderr, "bench: %d target(s) missed: %v\n", missed, errTarget)

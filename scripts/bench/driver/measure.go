@@ -73,8 +73,9 @@ func (c *contender) rssRange() (lo, hi int64) {
 
 // runner runs commands under /usr/bin/time -v and keeps their output in logDir.
 type runner struct {
-	logDir  string
-	verbose bool
+	logDir   string
+	verbose  bool
+	noWarmUp bool // skip the untimed warm-up runs (-warmup=false, -smoke)
 }
 
 // run runs c once: prepare, the timed command, verify. timed says whether the sample counts.
@@ -186,7 +187,7 @@ func tail(path string, n int) string {
 // the mail before the first timed run), then n timed rounds.
 func (r *runner) rounds(scenario string, n int, cs []*contender) error {
 	for _, c := range cs {
-		if !c.warmUp {
+		if !c.warmUp || r.noWarmUp {
 			continue
 		}
 		if err := r.run(scenario, c, false); err != nil {

@@ -151,18 +151,29 @@ func (b *bench) cpuProfile(key string, c *contender) string {
 func (b *bench) writeReport(path string, sizes []int, runErr error) error {
 	var w strings.Builder
 	now := time.Now().UTC()
-	fmt.Fprintf(&w, "## Against mbsync, fetchmail, curl and msmtp (%s)\n\n", now.Format("2006-01-02"))
+	if b.smoke {
+		fmt.Fprintf(&w, "## Smoke run of the comparison harness (%s): not a measurement\n\n", now.Format("2006-01-02"))
+		w.WriteString("**`BENCH_SMOKE=1` (`driver -smoke`): every comparison at a tiny scale, to check that the harness " +
+			"works (its servers start, every command runs, every run's output is checked). The numbers below and the " +
+			"targets mean nothing at this scale (" + smokeScale(b, sizes) + "); the exit status ignores them: 0 when the " +
+			"harness worked, 2 when it failed. Run `make bench` for the measurement.**\n\n")
+	} else {
+		fmt.Fprintf(&w, "## Against mbsync, fetchmail, curl and msmtp (%s)\n\n", now.Format("2006-01-02"))
+	}
 	rev := ""
 	if b.rev != "" {
 		rev = " of `" + b.rev + "`"
 	}
-	fmt.Fprintf(&w, "`make bench` (`scripts/bench/run.sh`, which builds the programs below and runs "+
+	how := "`make bench` (`scripts/bench/run.sh`"
+	if b.smoke {
+		how = "`BENCH_SMOKE=1 scripts/bench/run.sh` (`make test`"
+	}
+	fmt.Fprintf(&w, "%s, which builds the programs below and runs "+
 		"`scripts/bench/driver`)%s, started %s UTC, %s. %s\n\n",
-		rev, b.started.UTC().Format("2006-01-02 15:04"), time.Since(b.started).Round(time.Second), machine())
+		how, rev, b.started.UTC().Format("2006-01-02 15:04"), time.Since(b.started).Round(time.Second), machine())
 	w.WriteString("Method: the harness's Dovecot (`internal/testmail`, mail in /dev/shm) on 127.0.0.1 with one " +
 		"mailbox per size of messages of exactly 5,000 bytes; downloads go to a folder on disk (`$WORK`). " +
-		"The IMAP and POP3 comparisons first run one of their commands once untimed (the go-imap loop, fetchmail: " +
-		"Dovecot builds its indexes of the fresh Maildir); then every comparison alternates its commands A B C, A B C … for " +
+		warmUpText(b.warmUp) + "every comparison alternates its commands A B C, A B C … for " +
 		strconv.Itoa(b.rounds) + " timed rounds. " +
 		"Wall time is measured around the whole command (process start to exit), peak RSS is `/usr/bin/time -v`'s " +
 		"\"Maximum resident set size\" (for a shell loop: its largest process). Every run is checked afterwards: " +
@@ -171,7 +182,11 @@ func (b *bench) writeReport(path string, sizes []int, runErr error) error {
 		"(`CGO_ENABLED=0 go build -tags nogui`).\n\n")
 	w.WriteString(versions())
 	if runErr != nil {
-		fmt.Fprintf(&w, "**The run failed before finishing:**\n\n```\n%v\n```\n\n", runErr)
+		if b.smoke {
+			fmt.Fprintf(&w, "**The harness failed:**\n\n```\n%v\n```\n\n", runErr)
+		} else {
+			fmt.Fprintf(&w, "**The run failed before finishing:**\n\n```\n%v\n```\n\n", runErr)
+		}
 	}
 
 	// Summary of targets.
@@ -218,6 +233,25 @@ func (b *bench) writeReport(path string, sizes []int, runErr error) error {
 	return os.WriteFile(path, []byte(w.String()), 0o644)
 }
 
+// warmUpText describes the warm-up runs in the report's method paragraph.
+func warmUpText(warmUp bool) string {
+	if !warmUp {
+		return "No untimed warm-up run; "
+	}
+	return "The IMAP and POP3 comparisons first run one of their commands once untimed (the go-imap loop, fetchmail: " +
+		"Dovecot builds its indexes of the fresh Maildir); then "
+}
+
+// smokeScale describes a smoke run's scale for the report.
+func smokeScale(b *bench, sizes []int) string {
+	var ns []string
+	for _, n := range sizes {
+		ns = append(ns, thousands(n))
+	}
+	return fmt.Sprintf("mailboxes of %s messages, %d round(s), %s SMTP messages (%s by msmtp), %s OAuth logins, a %d MiB message to parse",
+		strings.Join(ns, ", "), b.rounds, thousands(b.smtpN), thousands(b.msmtpN), thousands(b.tokensN), b.parseMiB)
+}
+
 func writeTable(w *strings.Builder, s *section) {
 	unit := s.unit
 	if unit == "" {
@@ -237,6 +271,14 @@ func writeTable(w *strings.Builder, s *section) {
 	sep += "---|"
 	w.WriteString(head + "\n" + sep + "\n")
 	for i, c := range s.cs {
+		if len(c.samples) == 0 { // the comparison failed before this command's first timed run
+			row := "| " + c.name + " | not run | — | — |"
+			if !s.noRatio {
+				row += " — |"
+			}
+			w.WriteString(row + "  |\n")
+			continue
+		}
 		m := c.median()
 		lo, hi := c.rssRange()
 		rate := "—"
