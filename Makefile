@@ -14,7 +14,8 @@ BUILD_DEBS := gcc libc6-dev pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev
 	libxinerama-dev libxi-dev libxxf86vm-dev libwayland-dev libxkbcommon-dev
 # The test harness's real servers, and a real browser for the sign-in test.
 TEST_DEBS := $(BUILD_DEBS) dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond chromium
-# What `make bench` compares Mailwright with (scripts/bench/run.sh), and GNU time for peak RSS.
+# What `make bench` compares Mailwright with (scripts/bench/run.sh; `make test` runs a tiny
+# smoke of it), and GNU time for peak RSS.
 BENCH_DEBS := isync fetchmail curl msmtp time
 
 # apt_install installs the packages of $(1) that are not installed yet; with none missing it
@@ -43,7 +44,7 @@ deps-build: check-go
 	$(call apt_install,$(BUILD_DEBS))
 
 deps-test: check-go
-	$(call apt_install,$(TEST_DEBS))
+	$(call apt_install,$(TEST_DEBS) $(BENCH_DEBS))
 	$(GO) mod download
 
 build: deps-build
@@ -62,18 +63,19 @@ vet: deps-test
 
 FUZZTIME ?= 5m
 
-# Every test with the race detector, then a short smoke of every fuzz target and one
-# iteration of every benchmark (the long runs are `make fuzz` and `make bench`).
+# Every test with the race detector, then a short smoke of every fuzz target, one
+# iteration of every benchmark and a tiny run of every comparison of the bench harness
+# (the long runs are `make fuzz` and `make bench`).
 test: vet
 	$(GO) test -race -count=1 -timeout 25m ./...
 	FUZZ_FRESH=1 GO=$(GO) scripts/fuzz.sh 10s
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+	BENCH_SMOKE=1 GO=$(GO) scripts/bench/run.sh
 	GO=$(GO) scripts/govulncheck.sh  # known vulnerabilities; skipped with a message when vuln.go.dev is unreachable
 
 # The Go benchmarks, then the comparison with mbsync, fetchmail, curl and msmtp (issue 7;
 # BENCH_LARGE=1 adds 100,000 messages, scripts/bench/run.sh lists the other settings).
 bench: deps-test
-	$(call apt_install,$(BENCH_DEBS))
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	GO=$(GO) scripts/bench/run.sh
 

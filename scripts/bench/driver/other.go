@@ -155,7 +155,7 @@ func (b *bench) smtp(n int) error {
 			"All three send to one local sink (a go-smtp server in the driver that discards the data; plain SMTP, no TLS, no login, " +
 				"as to a relay on the same host). Mailwright: a task of " + thousands(n) + " SMTP Send Email steps with a " +
 				strconv.Itoa(msgSize) + "-byte text body (the engine has no counting loop; every step reuses the run's one SMTP " +
-				"connection, as in a mail loop's body, checked with RSET before each reuse). go-smtp loop: one session, MAIL/RCPT/DATA " +
+				"connection, as in a mail loop's body, reused without a check command; replaced when found dead at MAIL FROM). go-smtp loop: one session, MAIL/RCPT/DATA " +
 				"of one ready message of the same size (`scripts/bench/smtpbare`). msmtp: one process per message, from a shell loop" +
 				msmtpNote(b.msmtpN, n) + ".",
 		},
