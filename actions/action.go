@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"log/slog"
+	"os"
 )
 
 // Kind is the kind of an action parameter; the GUI picks a widget from it and the task
@@ -120,6 +121,19 @@ type Env struct {
 	// would set flags, move, delete or send log what they would do and return nil. Reads,
 	// downloads and parsing still happen (they change only local files).
 	DryRun bool
+
+	// createTemp, when set (tests only), replaces os.CreateTemp for the spool files of
+	// messages fetched ahead; see Env.tempFile.
+	createTemp func() (*os.File, error)
+}
+
+// tempFile creates a temporary file for a step's own scratch data (never the user's
+// copy of anything): in the system's temporary folder.
+func (e *Env) tempFile(pattern string) (*os.File, error) {
+	if e != nil && e.createTemp != nil {
+		return e.createTemp()
+	}
+	return os.CreateTemp("", pattern)
 }
 
 // SkipDryRun logs what a step would do and reports whether it must stop there because the

@@ -235,11 +235,10 @@ func TestBadInputIMAPClosedAfterGreeting(t *testing.T) {
 }
 
 // TestBadInputIMAPEndlessLine: a server that never ends its greeting line is cut off once
-// the line exceeds imapMaxResponseLine (lowered here to 1 MiB), instead of go-imap
-// collecting it in memory until the machine runs out.
+// the line exceeds the limit (imapMaxResponseLine, lowered here to 1 MiB through the
+// connection's settings), instead of go-imap collecting it in memory until the machine
+// runs out.
 func TestBadInputIMAPEndlessLine(t *testing.T) {
-	defer func(old int64) { imapMaxResponseLine = old }(imapMaxResponseLine)
-	imapMaxResponseLine = 1 << 20
 	var sent atomic.Int64
 	host, port := badInputIMAPServerScript(t, func(w net.Conn) {
 		badInputDiscard(w)
@@ -253,7 +252,32 @@ func TestBadInputIMAPEndlessLine(t *testing.T) {
 			}
 		}
 	})
-	badInputOpenWithin(t, host, port, "longer than 1 MiB", 30*time.Second)
+	vals, err := NewIMAPOpen().Schema().Resolve(map[string]string{"host": host, "port": port, "security": "none",
+		"auth": "password", "user": "bob", "password": "bob-pw", "allow_insecure_auth": "true", "timeout": "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConn("imap", vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.imapMaxLine = 1 << 20
+	done := make(chan error, 1)
+	go func() {
+		cl, err := OpenIMAP(context.Background(), c, nil)
+		if err == nil {
+			cl.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "longer than 1 MiB") || !strings.HasPrefix(err.Error(), "imap open "+net.JoinHostPort(host, port)+": ") {
+			t.Fatalf("IMAP Open: %v, want an error saying the line is longer than 1 MiB", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("IMAP Open still running after 30s")
+	}
 	if n := sent.Load(); n >= 64<<20 {
 		t.Fatalf("the client read %d MiB of one line", n>>20)
 	}
@@ -264,13 +288,11 @@ func TestBadInputIMAPEndlessLine(t *testing.T) {
 // limit — and must pass, however the bytes are split into reads; the same text outside a
 // literal is refused.
 func TestBadInputIMAPGuardSkipsLiterals(t *testing.T) {
-	defer func(old int64) { imapMaxResponseLine = old }(imapMaxResponseLine)
-	imapMaxResponseLine = 1000
 	body := "Subject: [CAPABILITY IMAP4rev1 (]\r\n\r\n* CAPABILITY IMAP4rev1 (x\r\n" + strings.Repeat("y", 5000) + "\r\n"
 	ok := "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] hi\r\n* CAPABILITY IMAP4rev1 MOVE\r\n" +
 		fmt.Sprintf("* 1 FETCH (UID 7 BODY[] {%d}\r\n%s BODY[HEADER] {%d+}\r\n%s)\r\nT1 OK [CAPABILITY IMAP4rev1] done\r\n", len(body), body, len(body), body)
 	for _, step := range []int{1, 7, 4096, len(ok)} {
-		var g imapGuard
+		g := imapGuard{maxLine: 1000}
 		for i := 0; i < len(ok); i += step {
 			if n, err := g.scan([]byte(ok[i:min(i+step, len(ok))])); err != nil {
 				t.Fatalf("reads of %d bytes: refused at %d: %v", step, i+n, err)
@@ -278,7 +300,7 @@ func TestBadInputIMAPGuardSkipsLiterals(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"* CAPABILITY IMAP4rev1 (x\r\n", "T3 NO [capability a(] x\r\n", "* OK " + strings.Repeat("z", 2000)} {
-		var g imapGuard
+		g := imapGuard{maxLine: 1000}
 		n, err := g.scan([]byte(bad))
 		if err == nil {
 			t.Errorf("%.40q accepted", bad)

@@ -102,6 +102,8 @@ type ConnConfig struct {
 	// IMAPOptions, when set, are the go-imap client options of IMAP connections (the
 	// new-mail trigger uses them to hear EXISTS during IDLE). Not a step parameter.
 	IMAPOptions *imapclient.Options
+	// imapMaxLine, when above 0, replaces imapMaxResponseLine (tests only).
+	imapMaxLine int64
 }
 
 // ParseConn reads ConnParams from v and checks that they fit together (a parameter set

@@ -133,7 +133,7 @@ func imapDial(ctx context.Context, c ConnConfig) (*imapDialed, error) {
 		return fail("connect", err)
 	}
 
-	conn := &imapConn{Conn: raw, fixSASL: true, tcp: raw, stall: imapStall{timeout: c.Timeout}}
+	conn := &imapConn{Conn: raw, fixSASL: true, tcp: raw, stall: imapStall{timeout: c.Timeout}, guard: imapGuard{maxLine: c.imapMaxLine}}
 	stage := "read greeting"
 	switch c.Security {
 	case SecurityTLS:

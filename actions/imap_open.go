@@ -1,6 +1,7 @@
 package actions
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -293,11 +294,18 @@ func (c *imapConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// imapGuardSize shows a line limit: "128 MiB", or "1000 bytes" below a MiB.
+func imapGuardSize(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // imapMaxResponseLine bounds one line of server responses outside literals: go-imap keeps
 // a whole line in memory, so a server that never ends a line would exhaust it. The
-// longest legitimate lines are SEARCH results (10 million UIDs: about 80 MB). A variable
-// so that tests can lower it.
-var imapMaxResponseLine int64 = 128 << 20
+// longest legitimate lines are SEARCH results (10 million UIDs: about 80 MB).
+const imapMaxResponseLine int64 = 128 << 20
 
 // imapGuard follows the server's responses (lines, and literals it skips by their
 // announced length) and refuses what go-imap v2.0.0-beta.8 cannot survive:
@@ -308,6 +316,7 @@ var imapMaxResponseLine int64 = 128 << 20
 //     that loop forever, so no timeout or cancel could end the step;
 //   - a line longer than imapMaxResponseLine, which go-imap would collect in memory.
 type imapGuard struct {
+	maxLine int64 // imapMaxResponseLine when 0
 	literal int64 // bytes of a literal still to come
 	lineLen int64
 	head    [12]byte // the first bytes of the line
@@ -333,8 +342,8 @@ func (g *imapGuard) scan(b []byte) (int, error) {
 		g.lineLen++
 		g.tail[g.tpos%len(g.tail)] = c
 		g.tpos++
-		if g.lineLen > imapMaxResponseLine {
-			return i, fmt.Errorf("the server sent a response line longer than %d MiB: refusing it", imapMaxResponseLine>>20)
+		if limit := cmp.Or(g.maxLine, imapMaxResponseLine); g.lineLen > limit {
+			return i, fmt.Errorf("the server sent a response line longer than %s: refusing it", imapGuardSize(limit))
 		}
 		switch {
 		case c == '\n':

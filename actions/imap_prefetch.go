@@ -110,7 +110,7 @@ func (it *imapLoopIter) maybePrefetch(ctx context.Context) error {
 	if count < 2 { // one message costs one round trip either way
 		return nil
 	}
-	spool, err := newPrefetchSpool()
+	spool, err := newPrefetchSpool(it.env)
 	if err != nil {
 		it.env.Logger().Warn("imap loop: cannot fetch messages ahead; fetching each from the server when it is read", "error", err.Error())
 		return nil

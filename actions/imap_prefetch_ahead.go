@@ -113,7 +113,7 @@ func (it *imapLoopIter) startAhead(ctx context.Context) {
 	}
 	if len(small) > 0 {
 		var err error
-		if a.spool, err = newPrefetchSpool(); err != nil {
+		if a.spool, err = newPrefetchSpool(it.env); err != nil {
 			it.env.Logger().Warn("imap loop: cannot fetch messages ahead; fetching each from the server when it is read", "error", err.Error())
 			rest.AddSet(small)
 			small = nil

@@ -48,13 +48,9 @@ var prefetchBuffers = sync.Pool{New: func() any {
 // prefetchSpan is where one message's body lies in the spool file.
 type prefetchSpan struct{ off, n int64 }
 
-// prefetchCreate creates a spool file in the system's temporary folder. Tests replace it
-// to make the disk fail.
-var prefetchCreate = func() (*os.File, error) { return os.CreateTemp("", "mailwright-spool-*") }
-
-// newPrefetchSpool creates an empty spool file.
-func newPrefetchSpool() (*prefetchSpool, error) {
-	f, err := prefetchCreate()
+// newPrefetchSpool creates an empty spool file in env's temporary folder.
+func newPrefetchSpool(env *Env) (*prefetchSpool, error) {
+	f, err := env.tempFile("mailwright-spool-*")
 	if err != nil {
 		return nil, fmt.Errorf("create a temporary file for messages fetched ahead: %w", err)
 	}

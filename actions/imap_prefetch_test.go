@@ -434,11 +434,10 @@ func TestIMAPPrefetchOnlyWhenRead(t *testing.T) {
 	}
 }
 
-// prefetchBrokenDisk makes spool files unwritable for the rest of the test (a full or
-// failing disk): the loops must then fetch each message from the server.
-func prefetchBrokenDisk(t *testing.T) {
-	old := prefetchCreate
-	prefetchCreate = func() (*os.File, error) {
+// prefetchBrokenDisk makes the spool files of te's steps unwritable (a full or failing
+// disk): the loops must then fetch each message from the server.
+func prefetchBrokenDisk(t *testing.T, te *testEnv) {
+	te.createTemp = func() (*os.File, error) {
 		f, err := os.CreateTemp(t.TempDir(), "spool-*")
 		if err != nil {
 			return nil, err
@@ -446,16 +445,15 @@ func prefetchBrokenDisk(t *testing.T) {
 		f.Close()
 		return os.Open(f.Name()) // read-only: every write fails
 	}
-	t.Cleanup(func() { prefetchCreate = old })
 }
 
 // TestIMAPPrefetchDiskFails: when the temporary file cannot be written, every message is
 // fetched from the server when it is read, and downloads are still whole.
 func TestIMAPPrefetchDiskFails(t *testing.T) {
-	prefetchBrokenDisk(t)
 	dc := testmail.StartDovecot(t, testmail.DovecotOptions{})
 	byUID := imapPrefetchSeed(t, dc, "Mix", imapPrefetchMail(14))
 	te := newTestEnv(t)
+	prefetchBrokenDisk(t, te)
 	imapMsgsSession(t, te, dc, "Mix")
 	dir := t.TempDir()
 	imapMsgsMustLoop(t, te, map[string]string{"batch_size": "4"}, func(uint32) error {

@@ -110,7 +110,7 @@ func (it *pop3Iter) startJob(ctx context.Context, from int) {
 	if len(nums) < 2 {
 		return
 	}
-	spool, err := newPrefetchSpool()
+	spool, err := newPrefetchSpool(it.env)
 	if err != nil {
 		it.log.Warn("pop3 mail loop: cannot fetch messages ahead; fetching each from the server when it is read", "error", err.Error())
 		return

@@ -275,7 +275,7 @@ func TestPOP3PrefetchMemory(t *testing.T) {
 // TestPOP3PrefetchSpoolGone: a reader of a message fetched ahead fails, rather than
 // returning other bytes, once the loop has let go of its spool.
 func TestPOP3PrefetchSpoolGone(t *testing.T) {
-	s, err := newPrefetchSpool()
+	s, err := newPrefetchSpool(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,6 @@ func TestPOP3PrefetchSpoolGone(t *testing.T) {
 // TestPOP3PrefetchDiskFails: when the temporary file cannot be written, every message is
 // fetched with its own RETR when it is read, and its variables come from TOP.
 func TestPOP3PrefetchDiskFails(t *testing.T) {
-	prefetchBrokenDisk(t)
 	dc := testmail.StartDovecot(t, testmail.DovecotOptions{})
 	msgs := imapPrefetchMail(40)
 	dc.Seed(t, testmail.DefaultUser().Name, "INBOX", msgs...)
@@ -305,6 +304,7 @@ func TestPOP3PrefetchDiskFails(t *testing.T) {
 		want[i+1] = m
 	}
 	te, _ := pop3Run(t, dc, nil)
+	prefetchBrokenDisk(t, te)
 	dir := t.TempDir()
 	ctx := context.Background()
 	n, err := te.loop(ctx, NewPOP3MailLoop(), nil, true, func(i int) error {

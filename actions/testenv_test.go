@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,8 @@ type testEnv struct {
 	Vars     map[string]string
 	Logs     *strings.Builder
 	log      *slog.Logger
+	// createTemp, when set, replaces os.CreateTemp for the steps' scratch files.
+	createTemp func() (*os.File, error)
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -59,6 +62,8 @@ func (te *testEnv) env(a Action, raw map[string]string) (*Env, error) {
 		Log:      te.log.With("step", a.Schema().ID),
 		Tokens:   te.Tokens,
 		State:    te.State,
+
+		createTemp: te.createTemp,
 		Set: func(name, value string) {
 			te.mu.Lock()
 			te.Vars[name] = value
