@@ -41,14 +41,11 @@ func (IMAPDownload) Schema() Schema {
 
 // Run implements Action.
 func (IMAPDownload) Run(ctx context.Context, env *Env) error {
-	s, uid, err := imapMsgsTarget(env)
+	t, err := imapMsgsTarget(env)
 	if err != nil {
 		return err
 	}
-	mailbox, _, _, err := s.Selected()
-	if err != nil {
-		return err
-	}
+	s, uid, mailbox := t.s, t.uid, t.mailbox
 	fallback := strconv.FormatUint(uint64(uid), 10) + ".eml"
 	name := SanitizeFileName(env.Params.String("file_name"), fallback)
 	var body io.ReadCloser
@@ -78,9 +75,30 @@ func (IMAPDownload) Run(ctx context.Context, env *Env) error {
 	return nil
 }
 
-// imapMsgsTarget returns the session and the message UID a message step works on: its
-// "uid" parameter, or else the IMAP Mail Loop's current message.
-func imapMsgsTarget(env *Env) (*IMAPSession, imap.UID, error) {
+// imapMsgTarget is the message a message step works on.
+type imapMsgTarget struct {
+	s        *IMAPSession
+	uid      imap.UID
+	mailbox  string // the session's selected folder
+	readOnly bool   // selected read-only (EXAMINE)
+}
+
+// imapMsgsTarget returns the message a message step works on: its "uid" parameter, or
+// else the IMAP Mail Loop's current message, in the session's selected folder.
+func imapMsgsTarget(env *Env) (imapMsgTarget, error) {
+	s, uid, err := imapMsgsTargetUID(env)
+	if err != nil {
+		return imapMsgTarget{}, err
+	}
+	mailbox, readOnly, _, err := s.Selected()
+	if err != nil {
+		return imapMsgTarget{}, err
+	}
+	return imapMsgTarget{s: s, uid: uid, mailbox: mailbox, readOnly: readOnly}, nil
+}
+
+// imapMsgsTargetUID returns the session and the message UID of imapMsgsTarget.
+func imapMsgsTargetUID(env *Env) (*IMAPSession, imap.UID, error) {
 	s, err := IMAPFor(env)
 	if err != nil {
 		return nil, 0, err

@@ -40,14 +40,11 @@ func (IMAPGetFlags) Schema() Schema {
 
 // Run implements Action.
 func (IMAPGetFlags) Run(ctx context.Context, env *Env) error {
-	s, uid, err := imapMsgsTarget(env)
+	t, err := imapMsgsTarget(env)
 	if err != nil {
 		return err
 	}
-	mailbox, _, _, err := s.Selected()
-	if err != nil {
-		return err
-	}
+	s, uid, mailbox := t.s, t.uid, t.mailbox
 	defer s.Watch(ctx)()
 	msgs, err := s.Client.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{UID: true, Flags: true}).Collect()
 	if err != nil {
@@ -106,16 +103,13 @@ func (IMAPSetFlags) Run(ctx context.Context, env *Env) error {
 	if len(flags) == 0 && mode != "replace" {
 		return fmt.Errorf("%q is empty: name at least one flag to %s (only replace may clear all flags)", "Flags", mode)
 	}
-	s, uid, err := imapMsgsTarget(env)
+	t, err := imapMsgsTarget(env)
 	if err != nil {
 		return err
 	}
+	s, uid, mailbox, readOnly := t.s, t.uid, t.mailbox, t.readOnly
 	if env.SkipDryRun("change flags", "uid", uid, "mode", mode, "flags", env.Params.String("flags")) {
 		return nil
-	}
-	mailbox, readOnly, _, err := s.Selected()
-	if err != nil {
-		return err
 	}
 	if readOnly {
 		return imapMsgsReadOnly(s, mailbox, "flags cannot be changed")

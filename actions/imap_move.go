@@ -37,14 +37,11 @@ func (IMAPMove) Schema() Schema {
 // Run implements Action.
 func (IMAPMove) Run(ctx context.Context, env *Env) error {
 	target := strings.TrimSpace(env.Params.String("target_folder"))
-	s, uid, err := imapMsgsTarget(env)
+	t, err := imapMsgsTarget(env)
 	if err != nil {
 		return err
 	}
-	mailbox, readOnly, _, err := s.Selected()
-	if err != nil {
-		return err
-	}
+	s, uid, mailbox, readOnly := t.s, t.uid, t.mailbox, t.readOnly
 	if readOnly {
 		return imapMsgsReadOnly(s, mailbox, "messages cannot be moved out of it")
 	}
