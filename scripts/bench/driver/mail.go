@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/mailwright/mailwright/internal/testmail"
 )
 
 // imapTask downloads every message of INBOX to {Out}/<UID>.eml over STARTTLS with a
@@ -104,16 +106,9 @@ func (b *bench) imap(n int) error {
 	scen := fmt.Sprintf("imap-%d", n)
 	port := strconv.Itoa(b.d.IMAPPort)
 	want := int64(n) * msgSize
-	task, err := b.writeFile("tasks/imap-download.json", []byte(imapTask), 0o644)
+	mw, mwOut, mwData, err := b.mailwrightDownload("imap-download.json", imapTask, scen, port, u, n, want)
 	if err != nil {
 		return err
-	}
-	mwOut, mwData := b.path("out", scen+"-mailwright"), b.path("data", scen)
-	mw := &contender{name: "mailwright",
-		argv: []string{b.exe("mailwright"), "--data-dir", mwData, "task", "run", task, "--var", "Port=" + port,
-			"--var", "User=" + u.Name, "--var", "Password=" + u.Password, "--var", "CA=" + b.cert, "--var", "Out=" + mwOut},
-		prepare: func() error { return freshDirs(mwOut, mwData) },
-		verify:  func() (string, error) { return expectFiles(n, want, mwOut) },
 	}
 
 	mbOut := b.path("out", scen+"-mbsync")
@@ -152,12 +147,12 @@ func (b *bench) imap(n int) error {
 		about: []string{
 			"Every message of INBOX saved as one file; STARTTLS on the harness's IMAP port, password login " +
 				"(AUTHENTICATE PLAIN), host `localhost`, the harness certificate trusted through a CA file. " +
-				"Mailwright: an IMAP Mail Loop with an IMAP Download Message step (`" + filepath.Base(task) + "` below). " +
+				"Mailwright: an IMAP Mail Loop with an IMAP Download Message step (`imap-download.json` below). " +
 				"mbsync: isync pulling INBOX into a fresh Maildir (SSLType STARTTLS, PipelineDepth 50, FSync no). " +
 				"go-imap loop: one `UID FETCH 1:* (UID BODY.PEEK[])` streaming each body into a file, no fsync (`scripts/bench/imapbare`).",
 		},
 		cs: append([]*contender{mw, mb, bare}, b.shmVariant(mw, mwOut, mwData, n, want)...), items: n,
-		files: map[string]string{filepath.Base(task): imapTask, filepath.Base(rc): readOr(rc)},
+		files: map[string]string{"imap-download.json": imapTask, filepath.Base(rc): readOr(rc)},
 	}
 	b.sections = append(b.sections, s)
 	if err := b.r.rounds(scen, b.rounds, s.cs); err != nil {
@@ -213,16 +208,9 @@ func (b *bench) pop3(n int) error {
 	scen := fmt.Sprintf("pop3-%d", n)
 	port := strconv.Itoa(b.d.POP3Port)
 	want := int64(n) * msgSize
-	task, err := b.writeFile("tasks/pop3-download.json", []byte(pop3Task), 0o644)
+	mw, mwOut, mwData, err := b.mailwrightDownload("pop3-download.json", pop3Task, scen, port, u, n, want)
 	if err != nil {
 		return err
-	}
-	mwOut, mwData := b.path("out", scen+"-mailwright"), b.path("data", scen)
-	mw := &contender{name: "mailwright",
-		argv: []string{b.exe("mailwright"), "--data-dir", mwData, "task", "run", task, "--var", "Port=" + port,
-			"--var", "User=" + u.Name, "--var", "Password=" + u.Password, "--var", "CA=" + b.cert, "--var", "Out=" + mwOut},
-		prepare: func() error { return freshDirs(mwOut, mwData) },
-		verify:  func() (string, error) { return expectFiles(n, want, mwOut) },
 	}
 
 	fmOut := b.path("out", scen+"-fetchmail")
@@ -267,12 +255,12 @@ func (b *bench) pop3(n int) error {
 		title: fmt.Sprintf("POP3 Mail Loop + Download, %s messages of %d bytes", thousands(n), msgSize),
 		about: []string{
 			"Every message of the maildrop saved, none deleted; STLS on the harness's POP3 port, password login, host `localhost`. " +
-				"Mailwright: a POP3 Mail Loop with a POP3 Download Email step (`" + filepath.Base(task) + "` below). " +
+				"Mailwright: a POP3 Mail Loop with a POP3 Download Email step (`pop3-download.json` below). " +
 				"fetchmail: `uidl`, `keep`, `fetchall`, STLS with the certificate checked, delivering to one file (`bsmtp`). " +
 				"curl: `pop3://…/[1-N]`, every RETR on one connection (STLS, `--ssl-reqd`).",
 		},
 		cs: append([]*contender{mw, fm, curl}, b.shmVariant(mw, mwOut, mwData, n, want)...), items: n,
-		files: map[string]string{filepath.Base(task): pop3Task, "fetchmailrc": readOr(rc)},
+		files: map[string]string{"pop3-download.json": pop3Task, "fetchmailrc": readOr(rc)},
 	}
 	b.sections = append(b.sections, s)
 	if err := b.r.rounds(scen, b.rounds, s.cs); err != nil {
@@ -288,6 +276,24 @@ func (b *bench) pop3(n int) error {
 	}
 	b.profileIfMissed(s)
 	return nil
+}
+
+// mailwrightDownload writes the task file name (text taskJSON) and returns Mailwright's
+// contender running it against the harness's Dovecot on port as u, downloading n
+// messages (want bytes in all) into its output folder, with its data folder.
+func (b *bench) mailwrightDownload(name, taskJSON, scen, port string, u testmail.User, n int, want int64) (mw *contender, out, data string, err error) {
+	task, err := b.writeFile("tasks/"+name, []byte(taskJSON), 0o644)
+	if err != nil {
+		return nil, "", "", err
+	}
+	out, data = b.path("out", scen+"-mailwright"), b.path("data", scen)
+	mw = &contender{name: "mailwright",
+		argv: []string{b.exe("mailwright"), "--data-dir", data, "task", "run", task, "--var", "Port=" + port,
+			"--var", "User=" + u.Name, "--var", "Password=" + u.Password, "--var", "CA=" + b.cert, "--var", "Out=" + out},
+		prepare: func() error { return freshDirs(out, data) },
+		verify:  func() (string, error) { return expectFiles(n, want, out) },
+	}
+	return mw, out, data, nil
 }
 
 // shmVariant returns, with -diag, Mailwright's command again with its downloads and data
